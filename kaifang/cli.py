@@ -1,0 +1,99 @@
+"""`kaifang ...`: serve the platform, load the demo city, migrate, issue API keys."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+
+def _platform():  # type: ignore[no-untyped-def]
+    from kaifang.app import build_platform, prepare_database
+    from kaifang.settings import load_settings
+
+    platform = build_platform(load_settings())
+    prepare_database(platform)
+    return platform
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from kaifang.app import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info", proxy_headers=False)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kaifang.demo.seed import home_has_data, seed
+
+    platform = _platform()
+    with platform.db.session() as db:
+        if home_has_data(db):
+            print(f"{platform.settings.home} 中已有数据：演示数据只载入空的平台。直接启动：kaifang serve",
+                  file=sys.stderr)
+            if not args.serve_anyway:
+                return 1
+        else:
+            counts = seed(db)
+            print(f"已载入演示城市：{counts['organisations']} 个提供单位，{counts['users']} 个账号，"
+                  f"{counts['entries']} 条目录。演示账号密码均为 kaifang-demo。")
+    platform.db.dispose()
+    if args.no_serve:
+        return 0
+    print(f"打开 http://{args.host}:{args.port}/ 访问平台")
+    return cmd_serve(args)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    platform = _platform()
+    print(f"数据库已升级到最新结构：{platform.db.engine.url.render_as_string(hide_password=True)}")
+    return 0
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> int:
+    from kaifang.accounts.models import User
+    from kaifang.accounts.permissions import Actor
+    from kaifang.accounts.service import issue_api_key
+
+    platform = _platform()
+    with platform.db.session() as db:
+        user = db.scalar(select(User).where(User.username == args.username.lower()))
+        if user is None or not user.is_active:
+            print(f"用户不存在或已停用：{args.username}", file=sys.stderr)
+            return 1
+        _key, plain = issue_api_key(db, Actor(username="cli"), user.id, args.name)
+    print(plain)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kaifang", description="Kaifang 公共数据开放平台")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_ in (("serve", "启动平台"), ("demo", "载入演示城市并启动")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=8000)
+        p.set_defaults(func=cmd_serve if name == "serve" else cmd_demo)
+        if name == "demo":
+            p.add_argument("--no-serve", action="store_true", help="只载入数据，不启动")
+            p.add_argument("--serve-anyway", action="store_true", help="已有数据时不载入，直接启动")
+    sub.add_parser("migrate", help="升级数据库结构").set_defaults(func=cmd_migrate)
+    apikey = sub.add_parser("apikey", help="API 密钥").add_subparsers(dest="apikey_command", required=True)
+    create = apikey.add_parser("create", help="为用户新建 API 密钥并打印（只显示一次）")
+    create.add_argument("username")
+    create.add_argument("--name", default="命令行创建")
+    create.set_defaults(func=cmd_apikey_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

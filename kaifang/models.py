@@ -1,0 +1,7 @@
+"""Imports every feature's models so the metadata (and Alembic) sees all tables."""
+
+from kaifang.accounts import models as accounts_models
+from kaifang.audit import models as audit_models
+from kaifang.catalog import models as catalog_models
+
+__all__ = ["accounts_models", "audit_models", "catalog_models"]
