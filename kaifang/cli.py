@@ -6,10 +6,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import select
 
+if TYPE_CHECKING:
+    from kaifang.app import Platform
 
-def _platform():  # type: ignore[no-untyped-def]
+
+def _platform() -> Platform:
     from kaifang.app import build_platform, prepare_database
     from kaifang.settings import load_settings
 
@@ -33,14 +38,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     platform = _platform()
     with platform.db.session() as db:
         if home_has_data(db):
-            print(f"{platform.settings.home} 中已有数据：演示数据只载入空的平台。直接启动：kaifang serve",
-                  file=sys.stderr)
+            print(
+                f"{platform.settings.home} 中已有数据：演示数据只载入空的平台。直接启动：kaifang serve",
+                file=sys.stderr,
+            )
             if not args.serve_anyway:
                 return 1
         else:
             counts = seed(db)
-            print(f"已载入演示城市：{counts['organisations']} 个提供单位，{counts['users']} 个账号，"
-                  f"{counts['entries']} 条目录。演示账号密码均为 kaifang-demo。")
+            print(
+                f"已载入演示城市：{counts['organisations']} 个提供单位，{counts['users']} 个账号，"
+                f"{counts['entries']} 条目录。演示账号密码均为 kaifang-demo。"
+            )
     platform.db.dispose()
     if args.no_serve:
         return 0

@@ -43,7 +43,7 @@ class FileMailer:
         from email.parser import BytesParser
 
         parser = BytesParser(policy=policy.default)
-        return [parser.parsebytes(p.read_bytes()) for p in sorted(self.dir.glob("*.eml"))]  # type: ignore[misc]
+        return [parser.parsebytes(p.read_bytes()) for p in sorted(self.dir.glob("*.eml"))]
 
 
 class SMTPMailer:

@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A well-known secret: acceptable for a laptop demo, refused in production.
-DEV_SECRET = "kaifang-development-secret-not-for-production"
+DEV_SECRET = "kaifang-development-secret-not-for-production"  # noqa: S105 - refused in production
 
 
 class Settings(BaseSettings):
@@ -29,17 +29,25 @@ class Settings(BaseSettings):
     secret_key: str = Field(DEV_SECRET, description="signs sessions and tokens; at least 32 characters")
     base_url: str = Field("http://127.0.0.1:8000", description="public address used in e-mailed links")
 
-    session_idle_minutes: int = Field(30, ge=1, le=24 * 60, description="idle time after which a session ends")
+    session_idle_minutes: int = Field(
+        30, ge=1, le=24 * 60, description="idle time after which a session ends"
+    )
     session_max_hours: int = Field(12, ge=1, le=24 * 30, description="absolute lifetime of a session")
     cookie_secure: bool = Field(False, description="send cookies only over HTTPS (set in production)")
 
     password_min_length: int = Field(10, ge=8, le=128, description="minimum password length")
     login_max_failures: int = Field(5, ge=1, le=100, description="failed logins before an account is locked")
-    login_lock_minutes: int = Field(15, ge=1, le=24 * 60, description="how long a locked account stays locked")
+    login_lock_minutes: int = Field(
+        15, ge=1, le=24 * 60, description="how long a locked account stays locked"
+    )
     login_rate_limit: str = Field("20/minute", description="login attempts allowed per client IP")
     api_rate_limit: str = Field("600/minute", description="API requests allowed per key or client IP")
-    ratelimit_storage_url: str = Field("memory://", description="limits storage: memory:// or redis://host:port")
-    email_token_hours: int = Field(24, ge=1, le=24 * 14, description="validity of verification and reset links")
+    ratelimit_storage_url: str = Field(
+        "memory://", description="limits storage: memory:// or redis://host:port"
+    )
+    email_token_hours: int = Field(
+        24, ge=1, le=24 * 14, description="validity of verification and reset links"
+    )
 
     mail_backend: Literal["file", "smtp"] = Field("file", description="file writes .eml files to HOME/outbox")
     smtp_host: str = Field("localhost", description="SMTP server")

@@ -42,9 +42,13 @@ class CreatedApiKey(ApiKeyOut):
 @router.get("/me", response_model=Me, summary="当前用户")
 def me(db: DB, actor: CurrentActor) -> Me:
     user = service.get_user(db, actor)
-    return Me(username=user.username, display_name=user.display_name, user_type=user.user_type,
-              system_role=user.system_role,
-              organisations={org: sorted(roles) for org, roles in actor.org_roles.items()})
+    return Me(
+        username=user.username,
+        display_name=user.display_name,
+        user_type=user.user_type,
+        system_role=user.system_role,
+        organisations={org: sorted(roles) for org, roles in actor.org_roles.items()},
+    )
 
 
 @router.get("/me/api-keys", response_model=list[ApiKeyOut], summary="我的 API 密钥")

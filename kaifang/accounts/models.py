@@ -37,14 +37,22 @@ class OrgRole(enum.StrEnum):
     reviewer = "reviewer"  # 申请审核
 
 
-USER_TYPE_LABELS = {UserType.individual: "自然人", UserType.legal_person: "法人", UserType.other_org: "其他组织"}
+USER_TYPE_LABELS = {
+    UserType.individual: "自然人",
+    UserType.legal_person: "法人",
+    UserType.other_org: "其他组织",
+}
 ORG_TYPE_LABELS = {
     OrgType.department: "政务部门",
     OrgType.public_institution: "事业单位",
     OrgType.association: "行业协会/学会/商会",
     OrgType.utility: "公共服务企业",
 }
-ORG_ROLE_LABELS = {OrgRole.admin: "单位管理员", OrgRole.publisher: "目录发布员", OrgRole.reviewer: "申请审核员"}
+ORG_ROLE_LABELS = {
+    OrgRole.admin: "单位管理员",
+    OrgRole.publisher: "目录发布员",
+    OrgRole.reviewer: "申请审核员",
+}
 SYSTEM_ROLE_LABELS = {SystemRole.regulator: "市互联网信息主管部门", SystemRole.operator: "市大数据管理中心"}
 
 
@@ -89,7 +97,9 @@ class Organisation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     staff_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
-    memberships: Mapped[list[Membership]] = relationship(back_populates="organisation", cascade="all, delete-orphan")
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="organisation", cascade="all, delete-orphan"
+    )
     staff: Mapped[list[StaffContact]] = relationship(
         back_populates="organisation", cascade="all, delete-orphan", order_by="StaffContact.id"
     )

@@ -50,11 +50,17 @@ def _org_errors(db: Session, form: OrgForm, org_id: int | None) -> dict[str, str
     errors: dict[str, str] = {}
     if not form.name.strip() or len(form.name) > 200:
         errors["name"] = "请填写单位名称（不超过 200 字）"
-    elif db.scalar(select(Organisation.id).where(Organisation.name == form.name.strip(), Organisation.id != (org_id or 0))):
+    elif db.scalar(
+        select(Organisation.id).where(
+            Organisation.name == form.name.strip(), Organisation.id != (org_id or 0)
+        )
+    ):
         errors["name"] = "已有同名单位"
     if not SLUG_RE.match(form.slug):
         errors["slug"] = "单位标识须为 2-50 位小写字母、数字或连字符"
-    elif db.scalar(select(Organisation.id).where(Organisation.slug == form.slug, Organisation.id != (org_id or 0))):
+    elif db.scalar(
+        select(Organisation.id).where(Organisation.slug == form.slug, Organisation.id != (org_id or 0))
+    ):
         errors["slug"] = "单位标识已被使用"
     if form.org_type not in set(OrgType):
         errors["org_type"] = "请选择单位类型"
@@ -91,13 +97,18 @@ def set_org_active(db: Session, actor: Actor, org_id: int, active: bool, comment
     require_operator(actor)
     org = get_org(db, org_id)
     org.is_active = active
-    record(db, actor, Tag.org_enabled if active else Tag.org_disabled, "organisation", org.id, comment=comment)
+    record(
+        db, actor, Tag.org_enabled if active else Tag.org_disabled, "organisation", org.id, comment=comment
+    )
     return org
 
 
 def get_org(db: Session, org_id: int) -> Organisation:
-    org = db.scalar(select(Organisation).where(Organisation.id == org_id)
-                    .options(selectinload(Organisation.staff), selectinload(Organisation.memberships)))
+    org = db.scalar(
+        select(Organisation)
+        .where(Organisation.id == org_id)
+        .options(selectinload(Organisation.staff), selectinload(Organisation.memberships))
+    )
     if org is None:
         raise NotFound("未找到该单位")
     return org
@@ -123,8 +134,14 @@ def list_orgs(db: Session, *, include_inactive: bool = False) -> list[Organisati
 def org_members(db: Session, actor: Actor, org_id: int) -> list[Membership]:
     require_login(actor)
     require(actor.is_member(org_id) or actor.is_supervisor, "仅本单位人员可查看成员")
-    return list(db.scalars(select(Membership).where(Membership.org_id == org_id)
-                           .options(selectinload(Membership.user)).order_by(Membership.user_id, Membership.role)))
+    return list(
+        db.scalars(
+            select(Membership)
+            .where(Membership.org_id == org_id)
+            .options(selectinload(Membership.user))
+            .order_by(Membership.user_id, Membership.role)
+        )
+    )
 
 
 def add_member(db: Session, actor: Actor, org_id: int, username: str, role: str) -> Membership:
@@ -137,14 +154,23 @@ def add_member(db: Session, actor: Actor, org_id: int, username: str, role: str)
     user = db.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None:
         raise InvalidInput("该用户不存在，请先让其在平台注册", fields={"username": "用户不存在"})
-    if db.scalar(select(Membership.id).where(Membership.user_id == user.id, Membership.org_id == org_id,
-                                             Membership.role == role)):
+    if db.scalar(
+        select(Membership.id).where(
+            Membership.user_id == user.id, Membership.org_id == org_id, Membership.role == role
+        )
+    ):
         raise Conflict("该用户已担任此岗位")
     member = Membership(user_id=user.id, org_id=org_id, role=role)
     db.add(member)
     db.flush()
-    record(db, actor, Tag.org_member_added, "organisation", org_id,
-           summary={"after": {"username": user.username, "role": role}})
+    record(
+        db,
+        actor,
+        Tag.org_member_added,
+        "organisation",
+        org_id,
+        summary={"after": {"username": user.username, "role": role}},
+    )
     return member
 
 
@@ -155,12 +181,21 @@ def remove_member(db: Session, actor: Actor, org_id: int, membership_id: int) ->
     if member is None or member.org_id != org_id:
         raise NotFound("未找到该成员")
     if member.role == OrgRole.admin and member.user_id == actor.user_id:
-        admins = db.scalar(select(func.count()).select_from(Membership)
-                           .where(Membership.org_id == org_id, Membership.role == OrgRole.admin))
+        admins = db.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .where(Membership.org_id == org_id, Membership.role == OrgRole.admin)
+        )
         if (admins or 0) <= 1:
             raise Conflict("不能移除本单位最后一名单位管理员")
-    record(db, actor, Tag.org_member_removed, "organisation", org_id,
-           summary={"before": {"user_id": member.user_id, "role": member.role}})
+    record(
+        db,
+        actor,
+        Tag.org_member_removed,
+        "organisation",
+        org_id,
+        summary={"before": {"user_id": member.user_id, "role": member.role}},
+    )
     db.delete(member)
 
 
@@ -180,16 +215,26 @@ def update_staff(db: Session, actor: Actor, org_id: int, form: StaffForm) -> Org
     for i, s in enumerate(rows, 1):
         if not s.get("name", "").strip():
             raise InvalidInput(f"第 {i} 名人员缺少姓名", fields={"staff": f"第 {i} 行缺少姓名"})
-    before = {"responsible_office": org.responsible_office,
-              "staff": [s.name for s in org.staff]}
+    before = {"responsible_office": org.responsible_office, "staff": [s.name for s in org.staff]}
     org.responsible_office = form.responsible_office.strip()
     org.staff.clear()
     for s in rows:
-        org.staff.append(StaffContact(**{k: (s.get(k) or "").strip()[:200]
-                                         for k in ("name", "position", "phone", "email", "duty")}))
+        org.staff.append(
+            StaffContact(
+                **{k: (s.get(k) or "").strip()[:200] for k in ("name", "position", "phone", "email", "duty")}
+            )
+        )
     org.staff_updated_at = utcnow()
-    record(db, actor, Tag.org_staff_updated, "organisation", org.id,
-           summary=diff(before, {"responsible_office": org.responsible_office, "staff": [s["name"] for s in rows]}))
+    record(
+        db,
+        actor,
+        Tag.org_staff_updated,
+        "organisation",
+        org.id,
+        summary=diff(
+            before, {"responsible_office": org.responsible_office, "staff": [s["name"] for s in rows]}
+        ),
+    )
     return org
 
 
@@ -212,7 +257,9 @@ def list_users(db: Session, actor: Actor, q: str = "", *, limit: int = 200) -> l
     query = select(User).order_by(User.id).limit(limit)
     if q.strip():
         like = f"%{q.strip()}%"
-        query = query.where(User.username.ilike(like) | User.display_name.ilike(like) | User.email.ilike(like))
+        query = query.where(
+            User.username.ilike(like) | User.display_name.ilike(like) | User.email.ilike(like)
+        )
     return list(db.scalars(query))
 
 
@@ -256,13 +303,26 @@ def create_user(db: Session, settings: Settings, actor: Actor, form: UserForm) -
         errors.update(exc.fields)
     if errors:
         raise InvalidInput("用户信息有误", fields=errors)
-    user = User(username=form.username, email=form.email, display_name=form.display_name.strip(),
-                user_type=form.user_type, system_role=form.system_role or None,
-                password_hash=hash_password(form.password), email_verified_at=utcnow(), is_active=form.is_active)
+    user = User(
+        username=form.username,
+        email=form.email,
+        display_name=form.display_name.strip(),
+        user_type=form.user_type,
+        system_role=form.system_role or None,
+        password_hash=hash_password(form.password),
+        email_verified_at=utcnow(),
+        is_active=form.is_active,
+    )
     db.add(user)
     db.flush()
-    record(db, actor, Tag.account_user_created, "user", user.id,
-           summary={"after": {"username": user.username, "system_role": user.system_role}})
+    record(
+        db,
+        actor,
+        Tag.account_user_created,
+        "user",
+        user.id,
+        summary={"after": {"username": user.username, "system_role": user.system_role}},
+    )
     return user
 
 
@@ -274,8 +334,12 @@ def update_user(db: Session, actor: Actor, user_id: int, form: UserForm) -> User
         raise InvalidInput("用户信息有误", fields=errors)
     fields = ("email", "display_name", "user_type", "system_role")
     before = {k: getattr(user, k) for k in fields}
-    after = {"email": form.email, "display_name": form.display_name.strip(), "user_type": form.user_type,
-             "system_role": form.system_role or None}
+    after = {
+        "email": form.email,
+        "display_name": form.display_name.strip(),
+        "user_type": form.user_type,
+        "system_role": form.system_role or None,
+    }
     for k, v in after.items():
         setattr(user, k, v)
     record(db, actor, Tag.account_user_updated, "user", user.id, summary=diff(before, after))
@@ -291,6 +355,12 @@ def set_user_active(db: Session, actor: Actor, user_id: int, active: bool, comme
     user.is_active = active
     if not active:
         end_all_sessions(db, user.id)
-    record(db, actor, Tag.account_user_enabled if active else Tag.account_user_disabled, "user", user.id,
-           comment=comment)
+    record(
+        db,
+        actor,
+        Tag.account_user_enabled if active else Tag.account_user_disabled,
+        "user",
+        user.id,
+        comment=comment,
+    )
     return user

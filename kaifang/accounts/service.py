@@ -63,9 +63,7 @@ def check_password_policy(password: str, username: str, settings: Settings) -> N
     problems = []
     if len(password) < settings.password_min_length:
         problems.append(f"至少 {settings.password_min_length} 个字符")
-    classes = sum(
-        bool(re.search(p, password)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^a-zA-Z0-9]")
-    )
+    classes = sum(bool(re.search(p, password)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^a-zA-Z0-9]"))
     if classes < 3:
         problems.append("须包含大写字母、小写字母、数字、符号中的至少三类")
     lowered = password.lower()
@@ -155,25 +153,40 @@ def register(db: Session, mailer: Mailer, settings: Settings, form: Registration
     )
     db.add(user)
     db.flush()
-    record(db, Actor(user_id=user.id, username=user.username, ip=ip), Tag.account_user_registered, "user", user.id,
-           summary={"after": {"username": user.username, "user_type": user.user_type}})
+    record(
+        db,
+        Actor(user_id=user.id, username=user.username, ip=ip),
+        Tag.account_user_registered,
+        "user",
+        user.id,
+        summary={"after": {"username": user.username, "user_type": user.user_type}},
+    )
     send_verification(db, mailer, settings, user)
     return user
 
 
 def _issue_token(db: Session, settings: Settings, user: User, purpose: str) -> str:
     token = secrets.token_urlsafe(32)
-    db.add(EmailToken(user_id=user.id, purpose=purpose, token_hash=sha256(token),
-                      expires_at=utcnow() + timedelta(hours=settings.email_token_hours)))
+    db.add(
+        EmailToken(
+            user_id=user.id,
+            purpose=purpose,
+            token_hash=sha256(token),
+            expires_at=utcnow() + timedelta(hours=settings.email_token_hours),
+        )
+    )
     return token
 
 
 def send_verification(db: Session, mailer: Mailer, settings: Settings, user: User) -> None:
     token = _issue_token(db, settings, user, "verify")
     link = f"{settings.base_url}/verify-email?token={token}"
-    mailer.send(user.email, f"【{settings.site_name}】请验证您的邮箱",
-                f"{user.display_name}，您好：\n\n请在 {settings.email_token_hours} 小时内打开以下链接完成邮箱验证：\n"
-                f"{link}\n\n如果这不是您本人的操作，请忽略本邮件。\n")
+    mailer.send(
+        user.email,
+        f"【{settings.site_name}】请验证您的邮箱",
+        f"{user.display_name}，您好：\n\n请在 {settings.email_token_hours} 小时内打开以下链接完成邮箱验证：\n"
+        f"{link}\n\n如果这不是您本人的操作，请忽略本邮件。\n",
+    )
 
 
 def resend_verification(db: Session, mailer: Mailer, settings: Settings, email: str) -> None:
@@ -184,7 +197,9 @@ def resend_verification(db: Session, mailer: Mailer, settings: Settings, email: 
 
 
 def _use_token(db: Session, token: str, purpose: str) -> EmailToken:
-    row = db.scalar(select(EmailToken).where(EmailToken.token_hash == sha256(token), EmailToken.purpose == purpose))
+    row = db.scalar(
+        select(EmailToken).where(EmailToken.token_hash == sha256(token), EmailToken.purpose == purpose)
+    )
     if row is None or row.used_at is not None or row.expires_at < utcnow():
         raise InvalidInput("链接无效或已过期，请重新申请")
     row.used_at = utcnow()
@@ -209,7 +224,14 @@ def authenticate(db: Session, settings: Settings, login: str, password: str, ip:
     now = utcnow()
     if user is None:
         verify_password(_dummy_hash(), password)  # same time as a real check: no user enumeration by timing
-        record(db, Actor(username=login[:64], ip=ip), Tag.account_login_failed, "user", "", comment="unknown user")
+        record(
+            db,
+            Actor(username=login[:64], ip=ip),
+            Tag.account_login_failed,
+            "user",
+            "",
+            comment="unknown user",
+        )
         db.commit()
         raise InvalidInput("用户名或密码错误")
     actor = Actor(user_id=user.id, username=user.username, ip=ip)
@@ -218,7 +240,14 @@ def authenticate(db: Session, settings: Settings, login: str, password: str, ip:
         raise Locked(f"登录失败次数过多，账号已临时锁定，请 {minutes} 分钟后再试或通过“忘记密码”重置")
     if not verify_password(user.password_hash, password):
         user.failed_logins += 1
-        record(db, actor, Tag.account_login_failed, "user", user.id, summary={"failed_logins": user.failed_logins})
+        record(
+            db,
+            actor,
+            Tag.account_login_failed,
+            "user",
+            user.id,
+            summary={"failed_logins": user.failed_logins},
+        )
         if user.failed_logins >= settings.login_max_failures:
             user.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
             user.failed_logins = 0
@@ -250,9 +279,17 @@ def _dummy_hash() -> str:
 def create_session(db: Session, settings: Settings, user: User, ip: str = "", user_agent: str = "") -> str:
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    db.add(AuthSession(token_hash=sha256(token), user_id=user.id, created_at=now, last_seen_at=now,
-                       expires_at=now + timedelta(hours=settings.session_max_hours), ip=ip,
-                       user_agent=user_agent[:300]))
+    db.add(
+        AuthSession(
+            token_hash=sha256(token),
+            user_id=user.id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + timedelta(hours=settings.session_max_hours),
+            ip=ip,
+            user_agent=user_agent[:300],
+        )
+    )
     return token
 
 
@@ -281,8 +318,11 @@ def end_session(db: Session, token: str, actor: Actor) -> None:
 
 
 def end_all_sessions(db: Session, user_id: int) -> None:
-    db.execute(update(AuthSession).where(AuthSession.user_id == user_id, AuthSession.ended_at.is_(None))
-               .values(ended_at=utcnow()))
+    db.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.ended_at.is_(None))
+        .values(ended_at=utcnow())
+    )
 
 
 def request_password_reset(db: Session, mailer: Mailer, settings: Settings, email: str, ip: str = "") -> None:
@@ -291,12 +331,20 @@ def request_password_reset(db: Session, mailer: Mailer, settings: Settings, emai
     if user is None or not user.is_active:
         return
     token = _issue_token(db, settings, user, "reset")
-    record(db, Actor(user_id=user.id, username=user.username, ip=ip), Tag.account_password_reset_requested,
-           "user", user.id)
-    mailer.send(user.email, f"【{settings.site_name}】重置密码",
-                f"{user.display_name}，您好：\n\n请在 {settings.email_token_hours} 小时内打开以下链接设置新密码：\n"
-                f"{settings.base_url}/reset-password?token={token}\n\n如果这不是您本人的操作，请忽略本邮件，"
-                "您的密码不会改变。\n")
+    record(
+        db,
+        Actor(user_id=user.id, username=user.username, ip=ip),
+        Tag.account_password_reset_requested,
+        "user",
+        user.id,
+    )
+    mailer.send(
+        user.email,
+        f"【{settings.site_name}】重置密码",
+        f"{user.display_name}，您好：\n\n请在 {settings.email_token_hours} 小时内打开以下链接设置新密码：\n"
+        f"{settings.base_url}/reset-password?token={token}\n\n如果这不是您本人的操作，请忽略本邮件，"
+        "您的密码不会改变。\n",
+    )
 
 
 def reset_password(db: Session, settings: Settings, token: str, new_password: str, ip: str = "") -> User:
@@ -337,8 +385,11 @@ def create_api_key(db: Session, actor: Actor, name: str) -> tuple[ApiKey, str]:
     name = name.strip() or "默认密钥"
     if len(name) > 100:
         raise InvalidInput("密钥名称不超过 100 字", fields={"name": "密钥名称不超过 100 字"})
-    active = db.scalar(select(func.count()).select_from(ApiKey)
-                       .where(ApiKey.user_id == actor.user_id, ApiKey.revoked_at.is_(None)))
+    active = db.scalar(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.user_id == actor.user_id, ApiKey.revoked_at.is_(None))
+    )
     if (active or 0) >= 20:
         raise Conflict("每个账号最多同时持有 20 个有效密钥，请先撤销不用的密钥")
     return issue_api_key(db, actor, actor.user_id, name)
@@ -350,8 +401,14 @@ def issue_api_key(db: Session, actor: Actor, user_id: int, name: str) -> tuple[A
     key = ApiKey(user_id=user_id, name=name, prefix=prefix, key_hash=sha256(plain))
     db.add(key)
     db.flush()
-    record(db, actor, Tag.account_api_key_created, "api_key", key.id,
-           summary={"after": {"name": name, "prefix": prefix, "user_id": user_id}})
+    record(
+        db,
+        actor,
+        Tag.account_api_key_created,
+        "api_key",
+        key.id,
+        summary={"after": {"name": name, "prefix": prefix, "user_id": user_id}},
+    )
     return key, plain
 
 
@@ -377,7 +434,11 @@ def resolve_api_key(db: Session, plain: str) -> tuple[User, ApiKey] | None:
     if len(parts) < 3 or not plain.startswith(API_KEY_PREFIX):
         return None
     key = db.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
-    if key is None or key.revoked_at is not None or not hmac.compare_digest(key.key_hash, sha256(plain.strip())):
+    if (
+        key is None
+        or key.revoked_at is not None
+        or not hmac.compare_digest(key.key_hash, sha256(plain.strip()))
+    ):
         return None
     user = db.get(User, key.user_id)
     if user is None or not user.is_active:
@@ -399,8 +460,14 @@ def actor_for(db: Session, user: User | None, *, api_key_id: int | None = None, 
         select(Membership.org_id, Membership.role).where(Membership.user_id == user.id)
     ):
         roles.setdefault(org_id, set()).add(role)
-    return Actor(user_id=user.id, username=user.username, system_role=user.system_role,
-                 org_roles={k: frozenset(v) for k, v in roles.items()}, api_key_id=api_key_id, ip=ip)
+    return Actor(
+        user_id=user.id,
+        username=user.username,
+        system_role=user.system_role,
+        org_roles={k: frozenset(v) for k, v in roles.items()},
+        api_key_id=api_key_id,
+        ip=ip,
+    )
 
 
 def get_user(db: Session, actor: Actor) -> User:

@@ -17,7 +17,9 @@ class AuditRecord(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     actor_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
-    actor_name: Mapped[str] = mapped_column(String(64), default="")  # username at the time, or "anonymous"/"system"
+    actor_name: Mapped[str] = mapped_column(
+        String(64), default=""
+    )  # username at the time, or "anonymous"/"system"
     api_key_id: Mapped[int | None] = mapped_column(Integer, default=None)
     action: Mapped[str] = mapped_column(String(64), index=True)  # fixed vocabulary: kaifang.audit.tags
     target_type: Mapped[str] = mapped_column(String(32), default="")

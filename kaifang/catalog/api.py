@@ -28,8 +28,11 @@ router = APIRouter(prefix="/api/v1", tags=["数据目录"])
 
 
 def facet_filters(request: Request) -> dict[str, list[str]]:
-    return {f: [v[:100] for v in request.query_params.getlist(f)][:20] for f in search.FACETS
-            if request.query_params.getlist(f)}
+    return {
+        f: [v[:100] for v in request.query_params.getlist(f)][:20]
+        for f in search.FACETS
+        if request.query_params.getlist(f)
+    }
 
 
 def _out(entry: Entry, actor: Actor) -> EntryOut:
@@ -44,7 +47,9 @@ def list_datasets(
     q: Annotated[str, Query(max_length=200, description="检索词（中文分词）")] = "",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
-    sort: Annotated[Literal["relevance", "newest"], Query(description="relevance 相关度 | newest 最新")] = "relevance",
+    sort: Annotated[
+        Literal["relevance", "newest"], Query(description="relevance 相关度 | newest 最新")
+    ] = "relevance",
     theme: Annotated[list[str] | None, Query(description="主题分类编码，可重复")] = None,
     provider: Annotated[list[str] | None, Query(description="提供单位标识，可重复")] = None,
     open_type: Annotated[list[str] | None, Query(description="开放类型，可重复")] = None,
@@ -57,10 +62,22 @@ def list_datasets(
     size = page_size or settings.page_size
     if size > settings.max_page_size:
         raise InvalidInput(f"每页条数不能超过 {settings.max_page_size}", fields={"page_size": "过大"})
-    result = search.search_catalog(db, actor, q, facet_filters(request), sort=sort, page=page, page_size=size,
-                                   labels=service.term_names(db))
+    result = search.search_catalog(
+        db,
+        actor,
+        q,
+        facet_filters(request),
+        sort=sort,
+        page=page,
+        page_size=size,
+        labels=service.term_names(db),
+    )
     return SearchOut(
-        count=result.count, page=result.page, page_size=result.page_size, sort=result.sort, partial=result.partial,
+        count=result.count,
+        page=result.page,
+        page_size=result.page_size,
+        sort=result.sort,
+        partial=result.partial,
         results=[_out(e, actor) for e in result.entries],
         facets={f: [FacetValueOut(**fv.__dict__) for fv in values] for f, values in result.facets.items()},
     )
@@ -96,12 +113,16 @@ def patch_dataset(entry_id: int, body: EntryFields, db: DB, actor: CurrentActor)
 
 
 @router.post("/datasets/{entry_id}/submit", response_model=EntryOut, summary="提交确认（提供单位）")
-def submit_dataset(entry_id: int, db: DB, actor: CurrentActor, body: WorkflowComment | None = None) -> EntryOut:
+def submit_dataset(
+    entry_id: int, db: DB, actor: CurrentActor, body: WorkflowComment | None = None
+) -> EntryOut:
     return _out(service.submit_entry(db, actor, entry_id, body.comment if body else ""), actor)
 
 
 @router.post("/datasets/{entry_id}/confirm", response_model=EntryOut, summary="确认目录（主管部门）")
-def confirm_dataset(entry_id: int, db: DB, actor: CurrentActor, body: WorkflowComment | None = None) -> EntryOut:
+def confirm_dataset(
+    entry_id: int, db: DB, actor: CurrentActor, body: WorkflowComment | None = None
+) -> EntryOut:
     return _out(service.confirm_entry(db, actor, entry_id, body.comment if body else ""), actor)
 
 
@@ -111,7 +132,9 @@ def return_dataset(entry_id: int, body: WorkflowComment, db: DB, actor: CurrentA
 
 
 @router.post("/datasets/{entry_id}/publish", response_model=EntryOut, summary="发布已确认的目录（提供单位）")
-def publish_dataset(entry_id: int, db: DB, actor: CurrentActor, body: WorkflowComment | None = None) -> EntryOut:
+def publish_dataset(
+    entry_id: int, db: DB, actor: CurrentActor, body: WorkflowComment | None = None
+) -> EntryOut:
     return _out(service.publish_entry(db, actor, entry_id, body.comment if body else ""), actor)
 
 

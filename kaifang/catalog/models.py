@@ -63,7 +63,11 @@ FREQUENCY_LABELS = {
 }
 ACCESS_METHOD_LABELS = {"download": "文件下载", "api": "接口调用"}
 FORMATS = ["CSV", "XLSX", "JSON", "XML", "PDF", "SHP", "GeoJSON", "API"]
-TAXONOMY_LABELS = {TaxonomyKind.theme: "主题分类", TaxonomyKind.industry: "行业分类", TaxonomyKind.grade: "数据分级"}
+TAXONOMY_LABELS = {
+    TaxonomyKind.theme: "主题分类",
+    TaxonomyKind.industry: "行业分类",
+    TaxonomyKind.grade: "数据分级",
+}
 
 
 class TaxonomyTerm(Base):

@@ -21,10 +21,14 @@ class EntryFields(BaseModel):
     theme: str | None = Field(None, description="主题分类编码")
     industry: str | None = Field(None, description="行业分类编码（GB/T 4754 门类）")
     grade: str | None = Field(None, description="数据分级编码")
-    open_type: str | None = Field(None, description="unconditional 无条件开放 | conditional 有条件开放 | closed 不予开放")
+    open_type: str | None = Field(
+        None, description="unconditional 无条件开放 | conditional 有条件开放 | closed 不予开放"
+    )
     open_conditions: str | None = Field(None, max_length=5000, description="开放条件")
     usage_requirements: str | None = Field(None, max_length=5000, description="使用要求")
-    update_frequency: str | None = Field(None, description="realtime|daily|weekly|monthly|quarterly|yearly|irregular")
+    update_frequency: str | None = Field(
+        None, description="realtime|daily|weekly|monthly|quarterly|yearly|irregular"
+    )
     access_methods: list[str] | None = Field(None, description="download 文件下载 / api 接口调用")
     formats: list[str] | None = Field(None, description="数据格式")
     contact_name: str | None = Field(None, max_length=100)
@@ -43,7 +47,7 @@ class EntryFields(BaseModel):
 
 
 class NewEntry(EntryFields):
-    title: str = Field(..., min_length=1, max_length=200, description="数据集名称")  # type: ignore[assignment]
+    title: str = Field(..., min_length=1, max_length=200, description="数据集名称")
     provider: str | None = Field(None, description="提供单位标识；本人只属于一个发布单位时可省略")
 
 
@@ -95,16 +99,32 @@ class EntryOut(BaseModel):
 
 def entry_out(entry: Entry, *, internal: bool) -> EntryOut:
     out = EntryOut(
-        id=entry.id, title=entry.title, summary=entry.summary, keywords=entry.keywords or [], theme=entry.theme,
-        industry=entry.industry, grade=entry.grade, open_type=entry.open_type,
+        id=entry.id,
+        title=entry.title,
+        summary=entry.summary,
+        keywords=entry.keywords or [],
+        theme=entry.theme,
+        industry=entry.industry,
+        grade=entry.grade,
+        open_type=entry.open_type,
         open_type_label=OPEN_TYPE_LABELS.get(entry.open_type, entry.open_type),  # type: ignore[call-overload]
-        open_conditions=entry.open_conditions, usage_requirements=entry.usage_requirements,
-        update_frequency=entry.update_frequency, access_methods=entry.access_methods or [],
-        formats=entry.formats or [], contact_name=entry.contact_name, contact_phone=entry.contact_phone,
-        contact_email=entry.contact_email, spatial_coverage=entry.spatial_coverage,
-        temporal_start=entry.temporal_start, temporal_end=entry.temporal_end, terms_of_use=entry.terms_of_use,
-        provider=Provider(slug=entry.provider.slug, name=entry.provider.name), status=entry.status,
-        published_at=entry.published_at, last_published_at=entry.last_published_at, url=f"/datasets/{entry.id}",
+        open_conditions=entry.open_conditions,
+        usage_requirements=entry.usage_requirements,
+        update_frequency=entry.update_frequency,
+        access_methods=entry.access_methods or [],
+        formats=entry.formats or [],
+        contact_name=entry.contact_name,
+        contact_phone=entry.contact_phone,
+        contact_email=entry.contact_email,
+        spatial_coverage=entry.spatial_coverage,
+        temporal_start=entry.temporal_start,
+        temporal_end=entry.temporal_end,
+        terms_of_use=entry.terms_of_use,
+        provider=Provider(slug=entry.provider.slug, name=entry.provider.name),
+        status=entry.status,
+        published_at=entry.published_at,
+        last_published_at=entry.last_published_at,
+        url=f"/datasets/{entry.id}",
     )
     if internal:
         out.closed_reason, out.closed_legal_basis = entry.closed_reason, entry.closed_legal_basis

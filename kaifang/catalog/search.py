@@ -39,10 +39,18 @@ jieba.setLogLevel(logging.WARNING)
 
 FACETS = ("theme", "provider", "open_type", "format", "update_frequency", "grade")
 FACET_LABELS = {
-    "theme": "主题分类", "provider": "数据提供方", "open_type": "开放类型", "format": "数据格式",
-    "update_frequency": "更新频率", "grade": "数据分级",
+    "theme": "主题分类",
+    "provider": "数据提供方",
+    "open_type": "开放类型",
+    "format": "数据格式",
+    "update_frequency": "更新频率",
+    "grade": "数据分级",
 }
-STOPWORDS = frozenset("的 了 和 与 及 或 在 是 有 吗 呢 啊 吧 之 等 对 从 把 被 就 也 都 而".split())
+# Function words that never decide a search.
+STOPWORDS = frozenset(
+    ["的", "了", "和", "与", "及", "或", "在", "是", "有", "吗", "呢", "啊"]
+    + ["吧", "之", "等", "对", "从", "把", "被", "就", "也", "都", "而"]
+)
 _WORD = re.compile(r"\w", re.UNICODE)
 _MAX_QUERY_WORDS = 12
 _MATCH_COLUMNS = (column("entry_id", Integer), column("title_hit", Boolean), column("score", Float))
@@ -65,7 +73,11 @@ def query_words(q: str) -> list[str]:
 
 def index_entry(db: Session, entry: Entry) -> None:
     """(Re)index an entry's live fields and format rows; called whenever those fields change."""
-    provider = entry.provider.name if entry.provider is not None else db.get_one(Organisation, entry.provider_id).name
+    provider = (
+        entry.provider.name
+        if entry.provider is not None
+        else db.get_one(Organisation, entry.provider_id).name
+    )
     doc = db.get(SearchDoc, entry.id) or SearchDoc(entry_id=entry.id)
     doc.title = " ".join(tokens(entry.title))
     doc.keywords = " ".join(tokens(" ".join(entry.keywords or [])))
@@ -79,10 +91,17 @@ def index_entry(db: Session, entry: Entry) -> None:
     if is_sqlite(db):
         db.execute(text("DELETE FROM search_fts WHERE rowid = :id"), {"id": entry.id})
         db.execute(
-            text("INSERT INTO search_fts(rowid, title, keywords, summary, provider) "
-                 "VALUES (:id, :title, :keywords, :summary, :provider)"),
-            {"id": entry.id, "title": doc.title, "keywords": doc.keywords, "summary": doc.summary,
-             "provider": doc.provider},
+            text(
+                "INSERT INTO search_fts(rowid, title, keywords, summary, provider) "
+                "VALUES (:id, :title, :keywords, :summary, :provider)"
+            ),
+            {
+                "id": entry.id,
+                "title": doc.title,
+                "keywords": doc.keywords,
+                "summary": doc.summary,
+                "provider": doc.provider,
+            },
         )
 
 
@@ -132,18 +151,28 @@ def _matches(db: Session, words: Sequence[str], joiner: str) -> Any:
     """A subquery of (entry_id, title_hit, score) for the words; lower score ranks first."""
     if is_sqlite(db):
         expr = _fts5_query(words, joiner)
-        return text(
-            "SELECT rowid AS entry_id, "
-            "(rowid IN (SELECT rowid FROM search_fts WHERE search_fts MATCH :title_q)) AS title_hit, "
-            "bm25(search_fts, 10.0, 5.0, 1.0, 3.0) AS score "
-            "FROM search_fts WHERE search_fts MATCH :q"
-        ).bindparams(q=expr, title_q="title : (" + expr + ")").columns(*_MATCH_COLUMNS).subquery("m")
+        return (
+            text(
+                "SELECT rowid AS entry_id, "
+                "(rowid IN (SELECT rowid FROM search_fts WHERE search_fts MATCH :title_q)) AS title_hit, "
+                "bm25(search_fts, 10.0, 5.0, 1.0, 3.0) AS score "
+                "FROM search_fts WHERE search_fts MATCH :q"
+            )
+            .bindparams(q=expr, title_q="title : (" + expr + ")")
+            .columns(*_MATCH_COLUMNS)
+            .subquery("m")
+        )
     expr = _tsquery(words, joiner)
-    return text(
-        "SELECT entry_id, (setweight(to_tsvector('simple', title), 'A') @@ to_tsquery('simple', :q)) AS title_hit, "
-        "-ts_rank(tsv, to_tsquery('simple', :q), 1) AS score "
-        "FROM search_docs WHERE tsv @@ to_tsquery('simple', :q)"
-    ).bindparams(q=expr).columns(*_MATCH_COLUMNS).subquery("m")
+    return (
+        text(
+            "SELECT entry_id, (to_tsvector('simple', title) @@ to_tsquery('simple', :q)) AS title_hit, "
+            "-ts_rank(tsv, to_tsquery('simple', :q), 1) AS score "
+            "FROM search_docs WHERE tsv @@ to_tsquery('simple', :q)"
+        )
+        .bindparams(q=expr)
+        .columns(*_MATCH_COLUMNS)
+        .subquery("m")
+    )
 
 
 # --- the search ---------------------------------------------------------------------------------
@@ -196,11 +225,19 @@ def _facet_condition(facet: str, values: list[str]) -> ColumnElement[bool]:
 def _facet_counts(db: Session, base: Select[Any], facet: str) -> dict[str, int]:
     ids = base.with_only_columns(Entry.id).subquery()
     if facet == "provider":
-        q = (select(Organisation.slug, func.count()).select_from(Entry).join(ids, ids.c.id == Entry.id)
-             .join(Organisation, Organisation.id == Entry.provider_id).group_by(Organisation.slug))
+        q = (
+            select(Organisation.slug, func.count())
+            .select_from(Entry)
+            .join(ids, ids.c.id == Entry.id)
+            .join(Organisation, Organisation.id == Entry.provider_id)
+            .group_by(Organisation.slug)
+        )
     elif facet == "format":
-        q = (select(EntryFormat.format, func.count()).join(ids, ids.c.id == EntryFormat.entry_id)
-             .group_by(EntryFormat.format))
+        q = (
+            select(EntryFormat.format, func.count())
+            .join(ids, ids.c.id == EntryFormat.entry_id)
+            .group_by(EntryFormat.format)
+        )
     else:
         col = getattr(Entry, facet)
         q = select(col, func.count()).select_from(Entry).join(ids, ids.c.id == Entry.id).group_by(col)
@@ -241,25 +278,43 @@ def search_catalog(
     full = base()
     count = db.scalar(full.with_only_columns(func.count()).order_by(None)) or 0
     if sort == "newest" or match is None:
-        order = [Entry.published_at.desc(), Entry.id.desc()]
+        order: list[Any] = [Entry.published_at.desc(), Entry.id.desc()]
         sort = "newest" if sort == "newest" or match is None else sort
     else:
         assert match is not None
         order = [match.c.title_hit.desc(), match.c.score.asc(), Entry.published_at.desc(), Entry.id.desc()]
     page = max(1, page)
-    rows = db.scalars(full.options(joinedload(Entry.provider)).order_by(*order)
-                      .offset((page - 1) * page_size).limit(page_size))
-    facets = {f: _facet_values(db, f, _facet_counts(db, base(skip=f), f), filters.get(f, []), labels or {})
-              for f in FACETS}
-    return SearchResult(query=q, count=count, page=page, page_size=page_size, sort=sort,
-                        entries=list(rows.unique()), facets=facets, filters=filters, partial=partial, words=words)
+    rows = db.scalars(
+        full.options(joinedload(Entry.provider))
+        .order_by(*order)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    facets = {
+        f: _facet_values(db, f, _facet_counts(db, base(skip=f), f), filters.get(f, []), labels or {})
+        for f in FACETS
+    }
+    return SearchResult(
+        query=q,
+        count=count,
+        page=page,
+        page_size=page_size,
+        sort=sort,
+        entries=list(rows.unique()),
+        facets=facets,
+        filters=filters,
+        partial=partial,
+        words=words,
+    )
 
 
-def _facet_values(db: Session, facet: str, counts: dict[str, int], selected: list[str],
-                  labels: dict[tuple[str, str], str]) -> list[FacetValue]:
+def _facet_values(
+    db: Session, facet: str, counts: dict[str, int], selected: list[str], labels: dict[tuple[str, str], str]
+) -> list[FacetValue]:
     if facet == "provider":
-        rows = db.execute(select(Organisation.slug, Organisation.name)
-                          .where(Organisation.slug.in_(list(counts) + selected)))
+        rows = db.execute(
+            select(Organisation.slug, Organisation.name).where(Organisation.slug.in_(list(counts) + selected))
+        )
         names = {slug: name for slug, name in rows}
     elif facet == "open_type":
         names = {str(k): v for k, v in OPEN_TYPE_LABELS.items()}
@@ -269,7 +324,8 @@ def _facet_values(db: Session, facet: str, counts: dict[str, int], selected: lis
         names = {}
     else:
         names = {code: name for (kind, code), name in labels.items() if kind == facet}
-    values = [FacetValue(v, names.get(v, v), counts.get(v, 0), v in selected)
-              for v in set(counts) | set(selected)]
+    values = [
+        FacetValue(v, names.get(v, v), counts.get(v, 0), v in selected) for v in set(counts) | set(selected)
+    ]
     values.sort(key=lambda fv: (-fv.count, fv.label))
     return values

@@ -36,7 +36,13 @@ from kaifang.errors import Conflict, InvalidInput, NotFound
 
 LIST_FIELDS = ("keywords", "access_methods", "formats")
 DATE_FIELDS = ("temporal_start", "temporal_end", "next_review_date")
-MAX_LENGTHS = {"title": 200, "contact_name": 100, "contact_phone": 50, "contact_email": 254, "spatial_coverage": 200}
+MAX_LENGTHS = {
+    "title": 200,
+    "contact_name": 100,
+    "contact_phone": 50,
+    "contact_email": 254,
+    "spatial_coverage": 200,
+}
 
 
 # --- visibility ---------------------------------------------------------------------------------
@@ -87,8 +93,11 @@ def _as_date(value: Any) -> date | None:
 
 
 def _term_codes(db: Session, kind: TaxonomyKind) -> set[str]:
-    return set(db.scalars(select(TaxonomyTerm.code).where(TaxonomyTerm.kind == kind,
-                                                          TaxonomyTerm.is_active.is_(True))))
+    return set(
+        db.scalars(
+            select(TaxonomyTerm.code).where(TaxonomyTerm.kind == kind, TaxonomyTerm.is_active.is_(True))
+        )
+    )
 
 
 def clean_fields(db: Session, data: dict[str, Any]) -> dict[str, Any]:
@@ -140,8 +149,14 @@ def completeness_errors(fields: dict[str, Any]) -> dict[str, str]:
     """What an entry lacks before it can be submitted for confirmation (Art. 7, 10, 14)."""
     errors: dict[str, str] = {}
     required = {
-        "title": "数据集名称", "summary": "摘要", "theme": "主题分类", "industry": "行业分类", "grade": "数据分级",
-        "open_type": "开放类型", "update_frequency": "更新频率", "contact_name": "联系人",
+        "title": "数据集名称",
+        "summary": "摘要",
+        "theme": "主题分类",
+        "industry": "行业分类",
+        "grade": "数据分级",
+        "open_type": "开放类型",
+        "update_frequency": "更新频率",
+        "contact_name": "联系人",
         "contact_phone": "联系电话",
     }
     for key, label in required.items():
@@ -151,8 +166,11 @@ def completeness_errors(fields: dict[str, Any]) -> dict[str, str]:
         errors["keywords"] = "请至少填写一个关键词"
     open_type = fields.get("open_type")
     if open_type == OpenType.closed:
-        for key, label in (("closed_reason", "不予开放理由"), ("closed_legal_basis", "法律依据"),
-                           ("next_review_date", "下次评估审查日期")):
+        for key, label in (
+            ("closed_reason", "不予开放理由"),
+            ("closed_legal_basis", "法律依据"),
+            ("next_review_date", "下次评估审查日期"),
+        ):
             if not fields.get(key):
                 errors[key] = f"不予开放的目录须填写{label}"
         review = fields.get("next_review_date")
@@ -236,8 +254,14 @@ def edit_entry(db: Session, actor: Actor, entry_id: int, data: dict[str, Any]) -
             entry.status = EntryStatus.draft  # what the regulator confirmed is no longer what it is
         search.index_entry(db, entry)
     entry.updated_at = utcnow()
-    record(db, actor, Tag.catalog_entry_edited, "entry", entry.id, summary=diff(_serialisable(before),
-                                                                               _serialisable(after)))
+    record(
+        db,
+        actor,
+        Tag.catalog_entry_edited,
+        "entry",
+        entry.id,
+        summary=diff(_serialisable(before), _serialisable(after)),
+    )
     return entry
 
 
@@ -246,14 +270,29 @@ def discard_change(db: Session, actor: Actor, entry_id: int) -> Entry:
     entry = _entry_for_publisher(db, actor, entry_id)
     if not entry.pending or entry.pending_status == EntryStatus.submitted:
         raise Conflict("没有可撤销的修改，或修改正在等待确认")
-    record(db, actor, Tag.catalog_entry_edited, "entry", entry.id, comment="撤销未发布的修改",
-           summary={"before": entry.pending, "after": {}})
+    record(
+        db,
+        actor,
+        Tag.catalog_entry_edited,
+        "entry",
+        entry.id,
+        comment="撤销未发布的修改",
+        summary={"before": entry.pending, "after": {}},
+    )
     entry.pending, entry.pending_status = None, None
     return entry
 
 
-def _transition(db: Session, actor: Actor, entry: Entry, tag: Tag, comment: str,
-                *, live: str | None = None, pending: str | None = None) -> Entry:
+def _transition(
+    db: Session,
+    actor: Actor,
+    entry: Entry,
+    tag: Tag,
+    comment: str,
+    *,
+    live: str | None = None,
+    pending: str | None = None,
+) -> Entry:
     before = {"status": entry.status, "pending_status": entry.pending_status}
     if live is not None:
         entry.status = live
@@ -279,18 +318,23 @@ def submit_entry(db: Session, actor: Actor, entry_id: int, comment: str = "") ->
     if entry.status in (EntryStatus.draft, EntryStatus.returned):
         return _transition(db, actor, entry, Tag.catalog_entry_submitted, comment, live=EntryStatus.submitted)
     if _has_change(entry, (EntryStatus.draft, EntryStatus.returned)):
-        return _transition(db, actor, entry, Tag.catalog_entry_submitted, comment, pending=EntryStatus.submitted)
+        return _transition(
+            db, actor, entry, Tag.catalog_entry_submitted, comment, pending=EntryStatus.submitted
+        )
     raise Conflict("当前状态不能提交确认：只有草稿、已退回的目录或已发布目录的修改可以提交")
 
 
 def confirmation_queue(db: Session, actor: Actor) -> list[Entry]:
     """Entries and changes waiting for the regulator, oldest first."""
     require_regulator(actor)
-    return list(db.scalars(
-        select(Entry).options(joinedload(Entry.provider))
-        .where((Entry.status == EntryStatus.submitted) | (Entry.pending_status == EntryStatus.submitted))
-        .order_by(Entry.updated_at)
-    ))
+    return list(
+        db.scalars(
+            select(Entry)
+            .options(joinedload(Entry.provider))
+            .where((Entry.status == EntryStatus.submitted) | (Entry.pending_status == EntryStatus.submitted))
+            .order_by(Entry.updated_at)
+        )
+    )
 
 
 def confirm_entry(db: Session, actor: Actor, entry_id: int, comment: str = "") -> Entry:
@@ -303,7 +347,9 @@ def confirm_entry(db: Session, actor: Actor, entry_id: int, comment: str = "") -
         return _transition(db, actor, entry, Tag.catalog_entry_confirmed, comment, live=EntryStatus.confirmed)
     if _has_change(entry, EntryStatus.submitted):
         entry.return_reason = ""
-        return _transition(db, actor, entry, Tag.catalog_entry_confirmed, comment, pending=EntryStatus.confirmed)
+        return _transition(
+            db, actor, entry, Tag.catalog_entry_confirmed, comment, pending=EntryStatus.confirmed
+        )
     raise Conflict("只有待确认的目录可以确认")
 
 
@@ -338,8 +384,15 @@ def publish_entry(db: Session, actor: Actor, entry_id: int, comment: str = "") -
         entry.pending = None
         entry.last_published_at = now
         _transition(db, actor, entry, Tag.catalog_entry_published, comment or "发布已确认的修改", pending="")
-        record(db, actor, Tag.catalog_entry_edited, "entry", entry.id, comment="已确认的修改生效",
-               summary=diff(_serialisable(before), _serialisable(live_fields(entry))))
+        record(
+            db,
+            actor,
+            Tag.catalog_entry_edited,
+            "entry",
+            entry.id,
+            comment="已确认的修改生效",
+            summary=diff(_serialisable(before), _serialisable(live_fields(entry))),
+        )
     else:
         raise Conflict("只有经主管部门确认的目录或修改可以发布")
     search.index_entry(db, entry)
@@ -376,8 +429,9 @@ def provider_entries(db: Session, actor: Actor, provider_id: int, status: str | 
     return list(db.scalars(query))
 
 
-def all_entries(db: Session, actor: Actor, status: str | None = None, provider_id: int | None = None,
-                limit: int = 500) -> list[Entry]:
+def all_entries(
+    db: Session, actor: Actor, status: str | None = None, provider_id: int | None = None, limit: int = 500
+) -> list[Entry]:
     """Every entry in every state (operator and regulator)."""
     require_login(actor)
     require(actor.is_supervisor, "仅运营和主管部门可查看全部目录")
@@ -393,7 +447,9 @@ def all_entries(db: Session, actor: Actor, status: str | None = None, provider_i
 
 
 def list_terms(db: Session, kind: str, *, include_inactive: bool = False) -> list[TaxonomyTerm]:
-    query = select(TaxonomyTerm).where(TaxonomyTerm.kind == kind).order_by(TaxonomyTerm.sort, TaxonomyTerm.code)
+    query = (
+        select(TaxonomyTerm).where(TaxonomyTerm.kind == kind).order_by(TaxonomyTerm.sort, TaxonomyTerm.code)
+    )
     if not include_inactive:
         query = query.where(TaxonomyTerm.is_active.is_(True))
     return list(db.scalars(query))
@@ -403,8 +459,16 @@ def term_names(db: Session) -> dict[tuple[str, str], str]:
     return {(t.kind, t.code): t.name for t in db.scalars(select(TaxonomyTerm))}
 
 
-def save_term(db: Session, actor: Actor, kind: str, code: str, name: str, description: str = "",
-              sort: int = 0, is_active: bool = True) -> TaxonomyTerm:
+def save_term(
+    db: Session,
+    actor: Actor,
+    kind: str,
+    code: str,
+    name: str,
+    description: str = "",
+    sort: int = 0,
+    is_active: bool = True,
+) -> TaxonomyTerm:
     """The regulator adds or edits a classification or grading term; codes are never reused."""
     require_regulator(actor)
     code, name = code.strip(), name.strip()
@@ -419,13 +483,26 @@ def save_term(db: Session, actor: Actor, kind: str, code: str, name: str, descri
         raise InvalidInput("分类信息有误", fields=errors)
     term = db.scalar(select(TaxonomyTerm).where(TaxonomyTerm.kind == kind, TaxonomyTerm.code == code))
     if term is None:
-        term = TaxonomyTerm(kind=kind, code=code, name=name, description=description.strip(), sort=sort,
-                            is_active=is_active)
+        term = TaxonomyTerm(
+            kind=kind, code=code, name=name, description=description.strip(), sort=sort, is_active=is_active
+        )
         db.add(term)
         db.flush()
-        record(db, actor, Tag.catalog_taxonomy_created, "taxonomy", f"{kind}:{code}", summary={"after": {"name": name}})
+        record(
+            db,
+            actor,
+            Tag.catalog_taxonomy_created,
+            "taxonomy",
+            f"{kind}:{code}",
+            summary={"after": {"name": name}},
+        )
         return term
-    before = {"name": term.name, "description": term.description, "sort": term.sort, "is_active": term.is_active}
+    before = {
+        "name": term.name,
+        "description": term.description,
+        "sort": term.sort,
+        "is_active": term.is_active,
+    }
     after = {"name": name, "description": description.strip(), "sort": sort, "is_active": is_active}
     for k, v in after.items():
         setattr(term, k, v)
@@ -440,8 +517,11 @@ def ensure_default_taxonomies(db: Session) -> int:
     if db.scalar(select(TaxonomyTerm.id).limit(1)) is not None:
         return 0
     count = 0
-    for kind, terms in ((TaxonomyKind.theme, THEMES), (TaxonomyKind.industry, INDUSTRIES),
-                        (TaxonomyKind.grade, GRADES)):
+    for kind, terms in (
+        (TaxonomyKind.theme, THEMES),
+        (TaxonomyKind.industry, INDUSTRIES),
+        (TaxonomyKind.grade, GRADES),
+    ):
         for i, (code, name, description) in enumerate(terms):
             db.add(TaxonomyTerm(kind=kind, code=code, name=name, description=description, sort=i))
             count += 1

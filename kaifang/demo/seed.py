@@ -29,12 +29,22 @@ from kaifang.errors import Conflict
 PATHS: dict[str, list[tuple[Tag, str]]] = {
     "draft": [(Tag.catalog_entry_created, "publisher")],
     "submitted": [(Tag.catalog_entry_created, "publisher"), (Tag.catalog_entry_submitted, "publisher")],
-    "returned": [(Tag.catalog_entry_created, "publisher"), (Tag.catalog_entry_submitted, "publisher"),
-                 (Tag.catalog_entry_returned, "regulator")],
-    "confirmed": [(Tag.catalog_entry_created, "publisher"), (Tag.catalog_entry_submitted, "publisher"),
-                  (Tag.catalog_entry_confirmed, "regulator")],
-    "published": [(Tag.catalog_entry_created, "publisher"), (Tag.catalog_entry_submitted, "publisher"),
-                  (Tag.catalog_entry_confirmed, "regulator"), (Tag.catalog_entry_published, "publisher")],
+    "returned": [
+        (Tag.catalog_entry_created, "publisher"),
+        (Tag.catalog_entry_submitted, "publisher"),
+        (Tag.catalog_entry_returned, "regulator"),
+    ],
+    "confirmed": [
+        (Tag.catalog_entry_created, "publisher"),
+        (Tag.catalog_entry_submitted, "publisher"),
+        (Tag.catalog_entry_confirmed, "regulator"),
+    ],
+    "published": [
+        (Tag.catalog_entry_created, "publisher"),
+        (Tag.catalog_entry_submitted, "publisher"),
+        (Tag.catalog_entry_confirmed, "regulator"),
+        (Tag.catalog_entry_published, "publisher"),
+    ],
 }
 PATHS["retired"] = [*PATHS["published"], (Tag.catalog_entry_retired, "publisher")]
 
@@ -48,22 +58,31 @@ def seed(db: Session, *, today: date | None = None) -> dict[str, int]:
     if home_has_data(db):
         raise Conflict("该数据目录中已有数据，演示数据只能载入空的平台")
     ensure_default_taxonomies(db)
-    rng = random.Random(20261127)  # noqa: S311 - reproducible demo dates, not security
+    rng = random.Random(20261127)
     now = utcnow()
     hashed = hash_password(data.DEMO_PASSWORD)
     orgs: dict[str, Organisation] = {}
     for o in data.ORGANISATIONS:
         org = Organisation(**{k: v for k, v in o.items() if k != "staff"}, staff_updated_at=now)
-        org.staff = [StaffContact(name=n, position=p, phone=ph, email=em, duty=d) for n, p, ph, em, d in o["staff"]]
+        org.staff = [
+            StaffContact(name=n, position=p, phone=ph, email=em, duty=d) for n, p, ph, em, d in o["staff"]
+        ]
         db.add(org)
         orgs[org.slug] = org
     db.flush()
     users: dict[str, User] = {}
     for u in data.USERS:
-        user = User(username=u["username"], display_name=u["display_name"], email=u["email"],
-                    user_type=u["user_type"], system_role=u.get("system_role"), password_hash=hashed,
-                    email_verified_at=now, organisation_name=u.get("organisation_name", ""),
-                    credit_code=u.get("credit_code", ""))
+        user = User(
+            username=u["username"],
+            display_name=u["display_name"],
+            email=u["email"],
+            user_type=u["user_type"],
+            system_role=u.get("system_role"),
+            password_hash=hashed,
+            email_verified_at=now,
+            organisation_name=u.get("organisation_name", ""),
+            credit_code=u.get("credit_code", ""),
+        )
         db.add(user)
         users[user.username] = user
     db.flush()
@@ -71,29 +90,50 @@ def seed(db: Session, *, today: date | None = None) -> dict[str, int]:
         for slug, role in u.get("memberships", []):
             db.add(Membership(user_id=users[u["username"]].id, org_id=orgs[slug].id, role=role))
     regulator = users["demo-regulator"]
-    publishers = {m[0]: users[u["username"]] for u in data.USERS for m in u.get("memberships", [])
-                  if m[1] == "publisher"}
+    publishers = {
+        m[0]: users[u["username"]]
+        for u in data.USERS
+        for m in u.get("memberships", [])
+        if m[1] == "publisher"
+    }
     publishers["jtw"] = users["demo-provider"]
     for i, e in enumerate(data.ENTRIES):
-        _seed_entry(db, e, orgs[e["provider"]], publishers[e["provider"]], regulator,
-                    age_days=int(540 * (1 - i / len(data.ENTRIES))) + rng.randint(0, 20))
+        _seed_entry(
+            db,
+            e,
+            orgs[e["provider"]],
+            publishers[e["provider"]],
+            regulator,
+            age_days=int(540 * (1 - i / len(data.ENTRIES))) + rng.randint(0, 20),
+        )
     return {"organisations": len(orgs), "users": len(users), "entries": len(data.ENTRIES)}
 
 
-def _seed_entry(db: Session, e: dict[str, Any], org: Organisation, publisher: User, regulator: User,
-                age_days: int) -> None:
+def _seed_entry(
+    db: Session, e: dict[str, Any], org: Organisation, publisher: User, regulator: User, age_days: int
+) -> None:
     fields = {k: e.get(k) for k in CATALOG_FIELDS if k in e}
     for key in ("temporal_start", "temporal_end", "next_review_date"):
-        fields[key] = date.fromisoformat(fields[key]) if fields.get(key) else None
+        value = fields.get(key)
+        fields[key] = date.fromisoformat(value) if value else None
     status = e["status"]
     when = utcnow() - timedelta(days=age_days)
-    entry = Entry(provider_id=org.id, created_by=publisher.id, status=status,
-                  return_reason=e.get("return_reason", ""), created_at=when, updated_at=when, **fields)
+    entry = Entry(
+        provider_id=org.id,
+        created_by=publisher.id,
+        status=status,
+        return_reason=e.get("return_reason", ""),
+        created_at=when,
+        updated_at=when,
+        **fields,
+    )
     entry.provider = org
     db.add(entry)
     db.flush()
-    actors = {"publisher": Actor(user_id=publisher.id, username=publisher.username),
-              "regulator": Actor(user_id=regulator.id, username=regulator.username)}
+    actors = {
+        "publisher": Actor(user_id=publisher.id, username=publisher.username),
+        "regulator": Actor(user_id=regulator.id, username=regulator.username),
+    }
     for step, (tag, role) in enumerate(PATHS[status]):
         at = when + timedelta(days=step * 2, hours=step)
         comment = e.get("return_reason", "") if tag == Tag.catalog_entry_returned else ""

@@ -13,14 +13,17 @@ UNMODELLED = {"search_fts", "tsv", "ix_search_docs_tsv"}
 
 
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
-    if name in UNMODELLED or (name or "").startswith("search_fts_"):
-        return False
-    return True
+    return not (name in UNMODELLED or (name or "").startswith("search_fts_"))
 
 
 def run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=Base.metadata, include_object=include_object,
-                      render_as_batch=connection.dialect.name == "sqlite", compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        include_object=include_object,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -63,8 +63,9 @@ def error_body(code: str, message: str, fields: dict[str, str] | None = None) ->
     return {"error": error}
 
 
-def error_response(request: Request, status: int, code: str, message: str,
-                   fields: dict[str, str] | None = None) -> Response:
+def error_response(
+    request: Request, status: int, code: str, message: str, fields: dict[str, str] | None = None
+) -> Response:
     if wants_json(request):
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(error_body(code, message, fields), status_code=status, headers=headers)
@@ -74,8 +75,9 @@ def error_response(request: Request, status: int, code: str, message: str,
         return redirect(f"/login?next={request.url.path}", request.app.state.kf.settings, message, "info")
     from kaifang.web.templating import render
 
-    return render(request, "error.html", {"status": status, "message": message, "fields": fields or {}},
-                  status=status)
+    return render(
+        request, "error.html", {"status": status, "message": message, "fields": fields or {}}, status=status
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -89,20 +91,30 @@ def install(app: FastAPI) -> None:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form"))
             fields[loc or "请求"] = VALIDATION_MESSAGES.get(err.get("type", ""), "格式不正确")
-        return error_response(request, 422, "invalid", "提交的数据有误：" + "；".join(
-            f"{k} {v}" for k, v in fields.items()), fields)
+        return error_response(
+            request,
+            422,
+            "invalid",
+            "提交的数据有误：" + "；".join(f"{k} {v}" for k, v in fields.items()),
+            fields,
+        )
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         message = exc.detail if isinstance(exc.detail, str) and not exc.detail.isascii() else None
-        return error_response(request, exc.status_code, f"http_{exc.status_code}",
-                              message or HTTP_MESSAGES.get(exc.status_code, "请求无法处理"))
+        return error_response(
+            request,
+            exc.status_code,
+            f"http_{exc.status_code}",
+            message or HTTP_MESSAGES.get(exc.status_code, "请求无法处理"),
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(request, 500, "internal", "服务器内部错误，请稍后再试；如持续出现请联系平台运营单位")
-
+        return error_response(
+            request, 500, "internal", "服务器内部错误，请稍后再试；如持续出现请联系平台运营单位"
+        )
 
 
 async def csrf_reject(scope: Scope, receive: Receive, send: Send, message: str) -> None:
@@ -112,5 +124,7 @@ async def csrf_reject(scope: Scope, receive: Receive, send: Send, message: str) 
     else:
         from kaifang.web.templating import render
 
-        response = render(request, "error.html", {"status": 403, "message": message, "fields": {}}, status=403)
+        response = render(
+            request, "error.html", {"status": 403, "message": message, "fields": {}}, status=403
+        )
     await response(scope, receive, send)

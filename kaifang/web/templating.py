@@ -17,7 +17,13 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from kaifang.accounts.models import ORG_ROLE_LABELS, ORG_TYPE_LABELS, SYSTEM_ROLE_LABELS, USER_TYPE_LABELS, User
+from kaifang.accounts.models import (
+    ORG_ROLE_LABELS,
+    ORG_TYPE_LABELS,
+    SYSTEM_ROLE_LABELS,
+    USER_TYPE_LABELS,
+    User,
+)
 from kaifang.accounts.permissions import Actor
 from kaifang.catalog.models import (
     ACCESS_METHOD_LABELS,
@@ -116,8 +122,9 @@ def flash(response: Response, settings: Settings, kind: str, message: str) -> Re
     """Carry one message to the next page in a short-lived signed cookie."""
     payload = base64.urlsafe_b64encode(json.dumps([kind, message], ensure_ascii=False).encode())
     value = payload.decode() + "." + _sign(settings.secret_key, payload)
-    response.set_cookie(FLASH_COOKIE, value, max_age=60, httponly=True, samesite="lax",
-                        secure=settings.cookie_secure)
+    response.set_cookie(
+        FLASH_COOKIE, value, max_age=60, httponly=True, samesite="lax", secure=settings.cookie_secure
+    )
     return response
 
 
@@ -133,28 +140,40 @@ def _read_flash(request: Request, settings: Settings) -> list[tuple[str, str]]:
     return [(str(kind), str(message))]
 
 
-def redirect(url: str, settings: Settings | None = None, message: str = "", kind: str = "success") -> Response:
+def redirect(
+    url: str, settings: Settings | None = None, message: str = "", kind: str = "success"
+) -> Response:
     response = RedirectResponse(url, status_code=303)
     if settings is not None and message:
         flash(response, settings, kind, message)
     return response
 
 
-def render(request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200) -> Response:
+def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200
+) -> Response:
     kf = request.app.state.kf
     settings: Settings = kf.settings
     actor: Actor = getattr(request.state, "actor", Actor())
     user: User | None = getattr(request.state, "user", None)
     current = None
     if user is not None:
-        current = CurrentUser(user.id, user.username, user.display_name, actor.is_regulator, actor.is_operator,
-                              actor.is_provider_staff)
+        current = CurrentUser(
+            user.id,
+            user.username,
+            user.display_name,
+            actor.is_regulator,
+            actor.is_operator,
+            actor.is_provider_staff,
+        )
     flashes = _read_flash(request, settings)
     base = {
         "request": request,
         "actor": actor,
         "current_user": current,
-        "csrf_token": csrf_token_for(settings.secret_key, request.scope.get("state", {}).get("csrf_nonce", "")),
+        "csrf_token": csrf_token_for(
+            settings.secret_key, request.scope.get("state", {}).get("csrf_nonce", "")
+        ),
         "site": kf.site,
         "flash": flashes,
         "settings": settings,

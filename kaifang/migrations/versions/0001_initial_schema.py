@@ -15,7 +15,6 @@ from alembic import op
 
 import kaifang.db
 
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -278,8 +277,10 @@ def upgrade() -> None:
     else:
         op.execute(
             "ALTER TABLE search_docs ADD COLUMN tsv tsvector GENERATED ALWAYS AS ("
-            "setweight(to_tsvector('simple', title), 'A') || setweight(to_tsvector('simple', keywords), 'B') || "
-            "setweight(to_tsvector('simple', provider), 'C') || setweight(to_tsvector('simple', summary), 'D')"
+            "setweight(to_tsvector('simple', title), 'A') || "
+            "setweight(to_tsvector('simple', keywords), 'B') || "
+            "setweight(to_tsvector('simple', provider), 'C') || "
+            "setweight(to_tsvector('simple', summary), 'D')"
             ") STORED"
         )
         op.execute("CREATE INDEX ix_search_docs_tsv ON search_docs USING gin (tsv)")
