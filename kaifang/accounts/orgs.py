@@ -90,7 +90,18 @@ def update_org(db: Session, actor: Actor, org_id: int, form: OrgForm) -> Organis
     for k, v in form.__dict__.items():
         setattr(org, k, v.strip() if isinstance(v, str) else v)
     record(db, actor, Tag.org_updated, "organisation", org.id, summary=diff(before, form.__dict__))
+    _reindex_entries(db, org)
     return org
+
+
+def _reindex_entries(db: Session, org: Organisation) -> None:
+    """The provider's name is searchable and its slug is a facet value: reindex its entries."""
+    from kaifang.catalog import search
+    from kaifang.catalog.models import Entry
+
+    for entry in db.scalars(select(Entry).where(Entry.provider_id == org.id)):
+        search.index_entry(db, entry)
+    search.touch_catalog(db)
 
 
 def set_org_active(db: Session, actor: Actor, org_id: int, active: bool, comment: str = "") -> Organisation:

@@ -169,6 +169,16 @@ class EntryFormat(Base):
     format: Mapped[str] = mapped_column(String(20), primary_key=True, index=True)
 
 
+class CatalogState(Base):
+    """One row whose random token changes with every change to the catalog, so each app process
+    knows when its in-memory snapshot of the published catalog is stale (kaifang.catalog.search)."""
+
+    __tablename__ = "catalog_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))
+
+
 class SearchDoc(Base):
     """jieba-segmented text of an entry's live fields, the input of the full-text index.
 

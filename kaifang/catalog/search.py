@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
+import threading
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import chain
 
 import jieba
-from sqlalchemy import Boolean, ColumnElement, Float, Integer, Select, and_, column, func, or_, select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, joinedload
 
 from kaifang.accounts.models import Organisation
@@ -27,6 +30,7 @@ from kaifang.accounts.permissions import Actor
 from kaifang.catalog.models import (
     FREQUENCY_LABELS,
     OPEN_TYPE_LABELS,
+    CatalogState,
     Entry,
     EntryFormat,
     EntryStatus,
@@ -48,12 +52,34 @@ FACET_LABELS = {
 }
 # Function words that never decide a search.
 STOPWORDS = frozenset(
-    ["的", "了", "和", "与", "及", "或", "在", "是", "有", "吗", "呢", "啊"]
-    + ["吧", "之", "等", "对", "从", "把", "被", "就", "也", "都", "而"]
+    {
+        "的",
+        "了",
+        "和",
+        "与",
+        "及",
+        "或",
+        "在",
+        "是",
+        "有",
+        "吗",
+        "呢",
+        "啊",
+        "吧",
+        "之",
+        "等",
+        "对",
+        "从",
+        "把",
+        "被",
+        "就",
+        "也",
+        "都",
+        "而",
+    }
 )
 _WORD = re.compile(r"\w", re.UNICODE)
 _MAX_QUERY_WORDS = 12
-_MATCH_COLUMNS = (column("entry_id", Integer), column("title_hit", Boolean), column("score", Float))
 
 
 def normalise(text_: str) -> str:
@@ -103,6 +129,7 @@ def index_entry(db: Session, entry: Entry) -> None:
                 "provider": doc.provider,
             },
         )
+    touch_catalog(db)
 
 
 # --- query building -----------------------------------------------------------------------------
@@ -147,32 +174,123 @@ def _tsquery(words: Sequence[str], joiner: str) -> str:
     return f" {'&' if joiner == 'AND' else '|'} ".join(groups)
 
 
-def _matches(db: Session, words: Sequence[str], joiner: str) -> Any:
-    """A subquery of (entry_id, title_hit, score) for the words; lower score ranks first."""
+def _matches(db: Session, words: Sequence[str], joiner: str) -> dict[int, tuple[bool, float]]:
+    """Entry id → (title matched, score) for the words; a lower score ranks first."""
     if is_sqlite(db):
         expr = _fts5_query(words, joiner)
-        return (
+        rows = db.execute(
             text(
-                "SELECT rowid AS entry_id, "
-                "(rowid IN (SELECT rowid FROM search_fts WHERE search_fts MATCH :title_q)) AS title_hit, "
-                "bm25(search_fts, 10.0, 5.0, 1.0, 3.0) AS score "
-                "FROM search_fts WHERE search_fts MATCH :q"
-            )
-            .bindparams(q=expr, title_q="title : (" + expr + ")")
-            .columns(*_MATCH_COLUMNS)
-            .subquery("m")
+                "SELECT rowid, bm25(search_fts, 10.0, 5.0, 1.0, 3.0) FROM search_fts WHERE search_fts MATCH :q"
+            ),
+            {"q": expr},
+        ).all()
+        scores: dict[int, float] = dict(rows)  # type: ignore[arg-type]
+        in_title = set(
+            db.scalars(
+                text("SELECT rowid FROM search_fts WHERE search_fts MATCH :q"), {"q": f"title : ({expr})"}
+            ).all()
         )
-    expr = _tsquery(words, joiner)
-    return (
+        return {entry_id: (entry_id in in_title, score) for entry_id, score in scores.items()}
+    rows = db.execute(
         text(
-            "SELECT entry_id, (to_tsvector('simple', title) @@ to_tsquery('simple', :q)) AS title_hit, "
-            "-ts_rank(tsv, to_tsquery('simple', :q), 1) AS score "
-            "FROM search_docs WHERE tsv @@ to_tsquery('simple', :q)"
+            "SELECT entry_id, to_tsvector('simple', title) @@ q, -ts_rank(tsv, q, 1) "
+            "FROM search_docs, to_tsquery('simple', :q) AS q WHERE tsv @@ q"
+        ),
+        {"q": _tsquery(words, joiner)},
+    ).all()
+    return {entry_id: (hit, score) for entry_id, hit, score in rows}
+
+
+# --- the published catalog, held in memory between changes ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """What search needs of one published entry to filter, count facets and sort."""
+
+    id: int
+    provider_id: int
+    values: dict[str, tuple[str, ...]]  # facet → values (several for formats)
+    keys: tuple[int, ...]  # the same as numbered (facet, value) pairs, for counting in one go
+    published_at: float
+    closed: bool
+
+
+@dataclass
+class Snapshot:
+    token: str | None
+    rows: list[Row]  # newest first
+    public_rows: list[Row]  # without 不予开放
+    provider_names: dict[str, str]
+    pairs: list[tuple[str, str]]  # number → (facet, value)
+    unfiltered: dict[object, tuple[list[Row], dict[str, Counter[str]]]] = field(default_factory=dict)
+
+
+_snapshots: dict[int, Snapshot] = {}
+_lock = threading.Lock()
+
+
+def catalog_token(db: Session) -> str | None:
+    return db.scalar(select(CatalogState.token).where(CatalogState.id == 1))
+
+
+def touch_catalog(db: Session) -> None:
+    """Mark the published catalog as changed so every process reloads its snapshot."""
+    token = secrets.token_hex(8)
+    if not db.execute(update(CatalogState).where(CatalogState.id == 1).values(token=token)).rowcount:  # type: ignore[attr-defined]
+        db.add(CatalogState(id=1, token=token))
+        db.flush()
+
+
+def _load_snapshot(db: Session, token: str | None) -> Snapshot:
+    formats: dict[int, list[str]] = {}
+    for entry_id, fmt in db.execute(select(EntryFormat.entry_id, EntryFormat.format)):
+        formats.setdefault(entry_id, []).append(fmt)
+    query = (
+        select(
+            Entry.id,
+            Entry.provider_id,
+            Organisation.slug,
+            Organisation.name,
+            Entry.theme,
+            Entry.open_type,
+            Entry.update_frequency,
+            Entry.grade,
+            Entry.published_at,
         )
-        .bindparams(q=expr)
-        .columns(*_MATCH_COLUMNS)
-        .subquery("m")
+        .join(Organisation, Organisation.id == Entry.provider_id)
+        .where(Entry.status == EntryStatus.published)
     )
+    rows, names = [], {}
+    numbers: dict[tuple[str, str], int] = {}
+    for id_, provider_id, slug, name, theme, open_type, freq, grade, published_at in db.execute(query):
+        names[slug] = name
+        values = {
+            "theme": (theme,),
+            "provider": (slug,),
+            "open_type": (open_type,),
+            "format": tuple(formats.get(id_, ())),
+            "update_frequency": (freq,),
+            "grade": (grade,),
+        }
+        stamp = published_at.timestamp() if published_at else 0.0
+        keys = tuple(numbers.setdefault((f, v), len(numbers)) for f, vs in values.items() for v in vs if v)
+        rows.append(Row(id_, provider_id, values, keys, stamp, open_type == OpenType.closed))
+    rows.sort(key=lambda r: (-r.published_at, -r.id))  # newest first: filtered lists keep this order
+    return Snapshot(token, rows, [r for r in rows if not r.closed], names, list(numbers))
+
+
+def snapshot(db: Session) -> Snapshot:
+    """The published catalog, reloaded only when its token changed (one tiny query per search)."""
+    token = catalog_token(db)
+    key = id(db.get_bind())
+    cached = _snapshots.get(key)
+    if token is not None and cached is not None and cached.token == token:
+        return cached
+    fresh = _load_snapshot(db, token)
+    with _lock:
+        _snapshots[key] = fresh
+    return fresh
 
 
 # --- the search ---------------------------------------------------------------------------------
@@ -204,44 +322,38 @@ class SearchResult:
         return max(1, -(-self.count // self.page_size))
 
 
-def _visible(actor: Actor) -> ColumnElement[bool]:
-    """The published catalog; 不予开放 entries only for their provider's staff and the supervisors."""
-    published = Entry.status == EntryStatus.published
+def _visible_rows(snap: Snapshot, actor: Actor) -> list[Row]:
+    """不予开放 entries only for their provider's staff and the supervisors (Art. 7)."""
     if actor.is_supervisor:
-        return published
-    open_ = Entry.open_type != OpenType.closed
-    own = list(actor.org_roles)
-    return and_(published, or_(open_, Entry.provider_id.in_(own)) if own else open_)
+        return snap.rows
+    if not actor.org_roles:
+        return snap.public_rows
+    return [r for r in snap.rows if not r.closed or actor.is_member(r.provider_id)]
 
 
-def _facet_condition(facet: str, values: list[str]) -> ColumnElement[bool]:
-    if facet == "provider":
-        return Entry.provider_id.in_(select(Organisation.id).where(Organisation.slug.in_(values)))
-    if facet == "format":
-        return Entry.id.in_(select(EntryFormat.entry_id).where(EntryFormat.format.in_(values)))
-    return getattr(Entry, facet).in_(values)
-
-
-def _facet_counts(db: Session, base: Select[Any], facet: str) -> dict[str, int]:
-    ids = base.with_only_columns(Entry.id).subquery()
-    if facet == "provider":
-        q = (
-            select(Organisation.slug, func.count())
-            .select_from(Entry)
-            .join(ids, ids.c.id == Entry.id)
-            .join(Organisation, Organisation.id == Entry.provider_id)
-            .group_by(Organisation.slug)
-        )
-    elif facet == "format":
-        q = (
-            select(EntryFormat.format, func.count())
-            .join(ids, ids.c.id == EntryFormat.entry_id)
-            .group_by(EntryFormat.format)
-        )
-    else:
-        col = getattr(Entry, facet)
-        q = select(col, func.count()).select_from(Entry).join(ids, ids.c.id == Entry.id).group_by(col)
-    return {str(value): count for value, count in db.execute(q) if value}
+def _count_facets(
+    snap: Snapshot, rows: list[Row], filters: dict[str, list[str]]
+) -> tuple[list[Row], dict[str, Counter[str]]]:
+    """Rows passing every filter, and disjunctive facet counts in one pass: a value's count is the
+    number of results the user gets on selecting it (all other facets' filters applied)."""
+    wanted = {f: set(v) for f, v in filters.items()}
+    passing, near = rows, []
+    if wanted:
+        passing = []
+        for row in rows:
+            failed = [f for f, allowed in wanted.items() if allowed.isdisjoint(row.values[f])]
+            if not failed:
+                passing.append(row)
+            elif len(failed) == 1:
+                near.append((failed[0], row))
+    numbered: Counter[int] = Counter(chain.from_iterable(r.keys for r in passing))
+    counts: dict[str, Counter[str]] = {f: Counter() for f in FACETS}
+    for number, n in numbered.items():
+        f, v = snap.pairs[number]
+        counts[f][v] = n
+    for f, row in near:
+        counts[f].update(v for v in row.values[f] if v)
+    return passing, counts
 
 
 def search_catalog(
@@ -258,49 +370,46 @@ def search_catalog(
     """Search the published catalog the actor may see; the page and the API both call this."""
     filters = {k: [v for v in vs if v] for k, vs in (filters or {}).items() if k in FACETS}
     filters = {k: vs for k, vs in filters.items() if vs}
+    snap = snapshot(db)
+    rows = _visible_rows(snap, actor)
     words = query_words(q)
-    match = None
     partial = False
+    match: dict[int, tuple[bool, float]] = {}
     if words:
         match = _matches(db, words, "AND")
-        if len(words) > 1 and not db.scalar(select(func.count()).select_from(match)):
+        rows_and = [r for r in rows if r.id in match]
+        if not rows_and and len(words) > 1:
             match, partial = _matches(db, words, "OR"), True
-
-    def base(skip: str | None = None) -> Select[Any]:
-        query = select(Entry).where(_visible(actor))
-        if match is not None:
-            query = query.join(match, match.c.entry_id == Entry.id)
-        for facet, values in filters.items():
-            if facet != skip:
-                query = query.where(_facet_condition(facet, values))
-        return query
-
-    full = base()
-    count = db.scalar(full.with_only_columns(func.count()).order_by(None)) or 0
-    if sort == "newest" or match is None:
-        order: list[Any] = [Entry.published_at.desc(), Entry.id.desc()]
-        sort = "newest" if sort == "newest" or match is None else sort
+            rows_and = [r for r in rows if r.id in match]
+        rows = rows_and
+    if words or filters:
+        passing, counts = _count_facets(snap, rows, filters)
+    else:  # browsing the whole catalog (home page, first catalog page): the same answer until it changes
+        key = "all" if actor.is_supervisor else tuple(sorted(actor.org_roles))
+        if key not in snap.unfiltered:
+            snap.unfiltered[key] = _count_facets(snap, rows, filters)
+        passing, counts = snap.unfiltered[key]
+    if sort == "newest" or not words:
+        sort = "newest"  # the snapshot is already newest first
     else:
-        assert match is not None
-        order = [match.c.title_hit.desc(), match.c.score.asc(), Entry.published_at.desc(), Entry.id.desc()]
+        # Title matches first, then the score; sorted is stable, so ties stay newest first.
+        passing = sorted(passing, key=lambda r: (not match[r.id][0], match[r.id][1]))
     page = max(1, page)
-    rows = db.scalars(
-        full.options(joinedload(Entry.provider))
-        .order_by(*order)
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    )
+    ids = [r.id for r in passing[(page - 1) * page_size : page * page_size]]
+    by_id = {
+        e.id: e
+        for e in db.scalars(select(Entry).where(Entry.id.in_(ids)).options(joinedload(Entry.provider)))
+    }
     facets = {
-        f: _facet_values(db, f, _facet_counts(db, base(skip=f), f), filters.get(f, []), labels or {})
-        for f in FACETS
+        f: _facet_values(f, counts[f], filters.get(f, []), labels or {}, snap.provider_names) for f in FACETS
     }
     return SearchResult(
         query=q,
-        count=count,
+        count=len(passing),
         page=page,
         page_size=page_size,
         sort=sort,
-        entries=list(rows.unique()),
+        entries=[by_id[i] for i in ids if i in by_id],
         facets=facets,
         filters=filters,
         partial=partial,
@@ -309,13 +418,15 @@ def search_catalog(
 
 
 def _facet_values(
-    db: Session, facet: str, counts: dict[str, int], selected: list[str], labels: dict[tuple[str, str], str]
+    facet: str,
+    counts: Counter[str],
+    selected: list[str],
+    labels: dict[tuple[str, str], str],
+    provider_names: dict[str, str],
 ) -> list[FacetValue]:
+    names: dict[str, str]
     if facet == "provider":
-        rows = db.execute(
-            select(Organisation.slug, Organisation.name).where(Organisation.slug.in_(list(counts) + selected))
-        )
-        names = {slug: name for slug, name in rows}
+        names = provider_names
     elif facet == "open_type":
         names = {str(k): v for k, v in OPEN_TYPE_LABELS.items()}
     elif facet == "update_frequency":

@@ -300,6 +300,7 @@ def _transition(
         entry.pending_status = pending or None
     entry.updated_at = utcnow()
     after = {"status": entry.status, "pending_status": entry.pending_status}
+    search.touch_catalog(db)
     record(db, actor, tag, "entry", entry.id, summary=diff(before, after), comment=comment)
     return entry
 
