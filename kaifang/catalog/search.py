@@ -180,11 +180,12 @@ def _matches(db: Session, words: Sequence[str], joiner: str) -> dict[int, tuple[
         expr = _fts5_query(words, joiner)
         rows = db.execute(
             text(
-                "SELECT rowid, bm25(search_fts, 10.0, 5.0, 1.0, 3.0) FROM search_fts WHERE search_fts MATCH :q"
+                "SELECT rowid, bm25(search_fts, 10.0, 5.0, 1.0, 3.0) "
+                "FROM search_fts WHERE search_fts MATCH :q"
             ),
             {"q": expr},
         ).all()
-        scores: dict[int, float] = dict(rows)  # type: ignore[arg-type]
+        scores: dict[int, float] = dict(rows)
         in_title = set(
             db.scalars(
                 text("SELECT rowid FROM search_fts WHERE search_fts MATCH :q"), {"q": f"title : ({expr})"}
