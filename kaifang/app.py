@@ -38,10 +38,20 @@ def build_platform(settings: Settings) -> Platform:
     db = Database(settings.db_url)
     s = settings
     return Platform(
-        settings=s, db=db, mailer=make_mailer(s), limiter=RateLimiter(s.ratelimit_storage_url),
+        settings=s,
+        db=db,
+        mailer=make_mailer(s),
+        limiter=RateLimiter(s.ratelimit_storage_url),
         templates=make_environment(s),
-        site=Site(s.site_name, s.site_sponsor, s.site_organizer, s.site_contact, s.site_code, s.site_icp,
-                  s.site_police_record),
+        site=Site(
+            s.site_name,
+            s.site_sponsor,
+            s.site_organizer,
+            s.site_contact,
+            s.site_code,
+            s.site_icp,
+            s.site_police_record,
+        ),
     )
 
 
@@ -59,6 +69,7 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
     from kaifang.accounts import views as accounts_views
     from kaifang.catalog import api as catalog_api
     from kaifang.catalog import views as catalog_views
+    from kaifang.catalog import workspace_views as workspace
     from kaifang.web import admin_views, views
 
     settings = settings or load_settings()
@@ -69,7 +80,10 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
     app = FastAPI(
         title="开放平台数据接口 Kaifang API",
         version="1",
-        description="海河市公共数据开放平台的数据目录与数据接口。错误以 {\"error\": {\"code\", \"message\"}} 返回。",
+        description=(
+            f"{settings.site_name}的数据目录与数据接口。"
+            '错误以 {"error": {"code", "message"}} 返回，message 为中文说明。'
+        ),
         docs_url=None,
         redoc_url=None,
     )
@@ -78,6 +92,6 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
     app.add_middleware(CSRFMiddleware, secret=settings.secret_key, reject=errors.csrf_reject)
     app.add_middleware(SecurityHeadersMiddleware, secure_cookies=settings.cookie_secure)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (catalog_api, accounts_api, views, accounts_views, catalog_views, admin_views):
+    for module in (catalog_api, accounts_api, views, accounts_views, catalog_views, workspace, admin_views):
         app.include_router(module.router)
     return app

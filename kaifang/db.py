@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, inspect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -43,8 +43,36 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
+# The largest id both databases store in an INTEGER column; larger ids cannot exist.
+MAX_ID = 2_147_483_647
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_nul(session: Session, _context: Any, _instances: Any) -> None:
+    """NUL characters are never meaningful text, and PostgreSQL refuses them with an error:
+    whatever path a value took, it is refused here as bad input before it reaches the database."""
+    from kaifang.errors import InvalidInput
+
+    for obj in (*session.new, *session.dirty):
+        for attr in inspect(obj).mapper.column_attrs:
+            if _has_nul(getattr(obj, attr.key, None)):
+                raise InvalidInput(
+                    "提交的内容含有不可见的控制字符（NUL），请删除后重试", fields={attr.key: "含有非法字符"}
+                )
 
 
 def is_sqlite(engine_or_session: Engine | Session) -> bool:

@@ -38,7 +38,9 @@ def _postgres_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this test process, dropped afterwards."""
     base = os.environ["KAIFANG_TEST_DATABASE_URL"]
     name = f"kaifang_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        base.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
@@ -64,8 +66,14 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def app(database_url: str, home: Path) -> Any:
-    settings = load_settings(mode="test", home=home, database_url=database_url, login_rate_limit="1000/minute",
-                             api_rate_limit="100000/minute", base_url="http://testserver")
+    settings = load_settings(
+        mode="test",
+        home=home,
+        database_url=database_url,
+        login_rate_limit="1000/minute",
+        api_rate_limit="100000/minute",
+        base_url="http://testserver",
+    )
     return create_app(settings)
 
 
@@ -118,12 +126,26 @@ class Factory:
             db.add(org)
         return org
 
-    def user(self, username: str, *, system_role: str | None = None, org: Organisation | None = None,
-             roles: tuple[str, ...] = (), verified: bool = True, active: bool = True) -> User:
+    def user(
+        self,
+        username: str,
+        *,
+        system_role: str | None = None,
+        org: Organisation | None = None,
+        roles: tuple[str, ...] = (),
+        verified: bool = True,
+        active: bool = True,
+    ) -> User:
         with self.platform.db.session() as db:
-            user = User(username=username, email=f"{username}@example.com", display_name=username.title(),
-                        password_hash=_HASH, system_role=system_role, is_active=active,
-                        email_verified_at=utcnow() if verified else None)
+            user = User(
+                username=username,
+                email=f"{username}@example.com",
+                display_name=username.title(),
+                password_hash=_HASH,
+                system_role=system_role,
+                is_active=active,
+                email_verified_at=utcnow() if verified else None,
+            )
             db.add(user)
             db.flush()
             for role in roles:
@@ -140,8 +162,15 @@ class Factory:
             _key, plain = issue_api_key(db, Actor(username="test"), user.id, "test")
         return plain
 
-    def entry(self, publisher: User, org: Organisation, *, status: str = "published",
-              regulator: User | None = None, **fields: Any) -> int:
+    def entry(
+        self,
+        publisher: User,
+        org: Organisation,
+        *,
+        status: str = "published",
+        regulator: User | None = None,
+        **fields: Any,
+    ) -> int:
         """An entry walked through the real workflow up to `status`."""
         data = complete_fields(**fields)
         with self.platform.db.session() as db:
@@ -191,8 +220,13 @@ def complete_fields(**overrides: Any) -> dict[str, Any]:
         "terms_of_use": "注明数据来源。",
     }
     if overrides.get("open_type") == "closed":
-        fields.update(closed_reason="涉及个人隐私", closed_legal_basis="《个人信息保护法》第十三条",
-                      next_review_date="2099-12-31", access_methods=[], formats=[])
+        fields.update(
+            closed_reason="涉及个人隐私",
+            closed_legal_basis="《个人信息保护法》第十三条",
+            next_review_date="2099-12-31",
+            access_methods=[],
+            formats=[],
+        )
     if overrides.get("open_type") == "conditional":
         fields.update(open_conditions="仅限科研用途，需签订使用协议", grade="L2")
     fields.update(overrides)
@@ -207,8 +241,11 @@ def factory(platform: Platform) -> Factory:
 def login(client: TestClient, username: str, password: str = PASSWORD) -> TestClient:
     """Log in through the real login form; the client then carries the session cookie."""
     client.get("/login")
-    response = client.post("/login", data={"login": username, "password": password,
-                                           "csrf_token": csrf_token(client)}, follow_redirects=False)
+    response = client.post(
+        "/login",
+        data={"login": username, "password": password, "csrf_token": csrf_token(client)},
+        follow_redirects=False,
+    )
     assert response.status_code == 303, response.text[:500]
     return client
 
@@ -218,3 +255,60 @@ def csrf_token(client: TestClient) -> str:
         client.get("/healthz")
     app = client.app
     return csrf_token_for(app.state.kf.settings.secret_key, client.cookies[CSRF_COOKIE])  # type: ignore[attr-defined]
+
+
+# --- a cast of every role, with API keys (permission, workflow, search and API tests) ------------
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+class Cast:
+    """One provider (jtw) with a publisher and a reviewer-only member, a second provider (wjw) with
+    its own publisher, a citizen, the regulator and the operator — each with an API key."""
+
+    ROLES = ("anonymous", "user", "publisher", "reviewer", "other_publisher", "regulator", "operator")
+
+    def __init__(self, factory: Factory) -> None:
+        self.factory = factory
+        self.org = factory.org("jtw", "海河市交通运输委员会")
+        self.other_org = factory.org("wjw", "海河市卫生健康委员会")
+        self.users: dict[str, User] = {
+            "user": factory.user("citizen"),
+            "publisher": factory.user("pub", org=self.org, roles=("publisher",)),
+            "reviewer": factory.user("rev", org=self.org, roles=("reviewer",)),
+            "other_publisher": factory.user("other-pub", org=self.other_org, roles=("publisher",)),
+            "regulator": factory.user("factory-regulator", system_role="regulator"),
+            "operator": factory.user("operator", system_role="operator"),
+        }
+        self._keys: dict[str, str] = {}
+
+    def key(self, role: str) -> str:
+        if role not in self._keys:
+            self._keys[role] = self.factory.api_key(self.users[role])
+        return self._keys[role]
+
+    def headers(self, role: str) -> dict[str, str]:
+        """The Authorization header of the role's API key (none for anonymous)."""
+        return {} if role == "anonymous" else {"Authorization": f"Bearer {self.key(role)}"}
+
+    def entry(self, status: str = "published", **fields: Any) -> int:
+        """An entry of the jtw provider walked through the real workflow up to `status`."""
+        return self.factory.entry(
+            self.users["publisher"], self.org, status=status, regulator=self.users["regulator"], **fields
+        )
+
+
+@pytest.fixture
+def cast(factory: Factory) -> Cast:
+    return Cast(factory)
+
+
+def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    """The response is the API's error shape with the status and a Chinese message."""
+    assert response.status_code == status, (response.status_code, response.text[:500])
+    error = response.json()["error"]
+    assert isinstance(error["code"], str) and error["code"]
+    assert CJK.search(error["message"]), error
+    if code is not None:
+        assert error["code"] == code, error
+    return error  # type: ignore[no-any-return]

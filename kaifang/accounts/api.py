@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from kaifang.accounts import service
-from kaifang.web.security import DB, CurrentActor
+from kaifang.web.security import DB, CurrentActor, RowId
 
 router = APIRouter(prefix="/api/v1", tags=["账号"])
 
@@ -63,5 +63,5 @@ def create_key(body: NewApiKey, db: DB, actor: CurrentActor) -> CreatedApiKey:
 
 
 @router.delete("/me/api-keys/{key_id}", response_model=ApiKeyOut, summary="撤销 API 密钥")
-def revoke_key(key_id: int, db: DB, actor: CurrentActor) -> ApiKeyOut:
+def revoke_key(key_id: RowId, db: DB, actor: CurrentActor) -> ApiKeyOut:
     return ApiKeyOut.model_validate(service.revoke_api_key(db, actor, key_id), from_attributes=True)

@@ -22,7 +22,7 @@ from kaifang.catalog.schemas import (
     entry_out,
 )
 from kaifang.errors import InvalidInput
-from kaifang.web.security import DB, CurrentActor
+from kaifang.web.security import DB, CurrentActor, RowId
 
 router = APIRouter(prefix="/api/v1", tags=["数据目录"])
 
@@ -102,42 +102,42 @@ def create_dataset(body: NewEntry, db: DB, actor: CurrentActor) -> EntryOut:
 
 
 @router.get("/datasets/{entry_id}", response_model=EntryOut, summary="目录详情")
-def get_dataset(entry_id: int, db: DB, actor: CurrentActor) -> EntryOut:
+def get_dataset(entry_id: RowId, db: DB, actor: CurrentActor) -> EntryOut:
     return _out(service.get_entry(db, actor, entry_id), actor)
 
 
 @router.patch("/datasets/{entry_id}", response_model=EntryOut, summary="修改目录")
-def patch_dataset(entry_id: int, body: EntryFields, db: DB, actor: CurrentActor) -> EntryOut:
+def patch_dataset(entry_id: RowId, body: EntryFields, db: DB, actor: CurrentActor) -> EntryOut:
     """Drafts change in place; a published entry keeps its live fields and gets a pending change."""
     return _out(service.edit_entry(db, actor, entry_id, body.given()), actor)
 
 
 @router.post("/datasets/{entry_id}/submit", response_model=EntryOut, summary="提交确认（提供单位）")
 def submit_dataset(
-    entry_id: int, db: DB, actor: CurrentActor, body: WorkflowComment | None = None
+    entry_id: RowId, db: DB, actor: CurrentActor, body: WorkflowComment | None = None
 ) -> EntryOut:
     return _out(service.submit_entry(db, actor, entry_id, body.comment if body else ""), actor)
 
 
 @router.post("/datasets/{entry_id}/confirm", response_model=EntryOut, summary="确认目录（主管部门）")
 def confirm_dataset(
-    entry_id: int, db: DB, actor: CurrentActor, body: WorkflowComment | None = None
+    entry_id: RowId, db: DB, actor: CurrentActor, body: WorkflowComment | None = None
 ) -> EntryOut:
     return _out(service.confirm_entry(db, actor, entry_id, body.comment if body else ""), actor)
 
 
 @router.post("/datasets/{entry_id}/return", response_model=EntryOut, summary="退回目录并说明理由（主管部门）")
-def return_dataset(entry_id: int, body: WorkflowComment, db: DB, actor: CurrentActor) -> EntryOut:
+def return_dataset(entry_id: RowId, body: WorkflowComment, db: DB, actor: CurrentActor) -> EntryOut:
     return _out(service.return_entry(db, actor, entry_id, body.comment), actor)
 
 
 @router.post("/datasets/{entry_id}/publish", response_model=EntryOut, summary="发布已确认的目录（提供单位）")
 def publish_dataset(
-    entry_id: int, db: DB, actor: CurrentActor, body: WorkflowComment | None = None
+    entry_id: RowId, db: DB, actor: CurrentActor, body: WorkflowComment | None = None
 ) -> EntryOut:
     return _out(service.publish_entry(db, actor, entry_id, body.comment if body else ""), actor)
 
 
 @router.post("/datasets/{entry_id}/retire", response_model=EntryOut, summary="下线目录并说明原因（提供单位）")
-def retire_dataset(entry_id: int, body: WorkflowComment, db: DB, actor: CurrentActor) -> EntryOut:
+def retire_dataset(entry_id: RowId, body: WorkflowComment, db: DB, actor: CurrentActor) -> EntryOut:
     return _out(service.retire_entry(db, actor, entry_id, body.comment), actor)

@@ -380,8 +380,9 @@ def search_catalog(
         match = _matches(db, words, "AND")
         rows_and = [r for r in rows if r.id in match]
         if not rows_and and len(words) > 1:
-            match, partial = _matches(db, words, "OR"), True
+            match = _matches(db, words, "OR")
             rows_and = [r for r in rows if r.id in match]
+            partial = bool(rows_and)
         rows = rows_and
     if words or filters:
         passing, counts = _count_facets(snap, rows, filters)

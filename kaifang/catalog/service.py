@@ -31,7 +31,7 @@ from kaifang.catalog.models import (
     TaxonomyKind,
     TaxonomyTerm,
 )
-from kaifang.db import utcnow
+from kaifang.db import MAX_ID, utcnow
 from kaifang.errors import Conflict, InvalidInput, NotFound
 
 LIST_FIELDS = ("keywords", "access_methods", "formats")
@@ -59,7 +59,9 @@ def can_view(actor: Actor, entry: Entry) -> bool:
 
 
 def get_entry(db: Session, actor: Actor, entry_id: int) -> Entry:
-    entry = db.scalar(select(Entry).where(Entry.id == entry_id).options(joinedload(Entry.provider)))
+    entry = None
+    if 0 < entry_id <= MAX_ID:
+        entry = db.scalar(select(Entry).where(Entry.id == entry_id).options(joinedload(Entry.provider)))
     if entry is None or not can_view(actor, entry):
         # The same answer for "absent" and "not yours": existence of hidden entries is not disclosed.
         raise NotFound("未找到该数据目录，可能尚未发布或已下线")
@@ -244,8 +246,10 @@ def edit_entry(db: Session, actor: Actor, entry_id: int, data: dict[str, Any]) -
         raise Conflict("已下线的目录不能修改")
     before = proposed_fields(entry)
     after = {**before, **changes}
+    if after == before:  # saving an unchanged form changes nothing and records nothing
+        return entry
     if entry.status == EntryStatus.published:
-        entry.pending = _serialisable({k: v for k, v in after.items() if v != getattr(entry, k)})
+        entry.pending = _serialisable({k: v for k, v in after.items() if v != getattr(entry, k)}) or None
         entry.pending_status = EntryStatus.draft if entry.pending else None
     else:
         for k, v in changes.items():

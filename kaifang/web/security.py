@@ -6,16 +6,18 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kaifang.accounts import service as accounts
 from kaifang.accounts.models import User
 from kaifang.accounts.permissions import Actor
+from kaifang.db import MAX_ID
 from kaifang.errors import NotAuthenticated, RateLimited
 
 SESSION_COOKIE = "kf_session"
@@ -50,6 +52,19 @@ def get_db(request: Request) -> Iterator[Session]:
 DB = Annotated[Session, Depends(get_db, scope="function")]
 
 
+@dataclass(frozen=True)
+class CurrentUser:
+    """What pages may know of the signed-in user: plain values, usable after the session closed
+    (an error page renders after a failed request's transaction was rolled back)."""
+
+    id: int
+    username: str
+    display_name: str
+    is_regulator: bool
+    is_operator: bool
+    is_provider_staff: bool
+
+
 def get_actor(request: Request, db: DB) -> Actor:
     """Who is calling. A presented API key must be valid: a bad key is refused, not ignored."""
     kf = request.app.state.kf
@@ -72,10 +87,24 @@ def get_actor(request: Request, db: DB) -> Actor:
         actor = accounts.actor_for(db, user, ip=ip)
     request.state.user = user
     request.state.actor = actor
+    request.state.current_user = (
+        CurrentUser(
+            user.id,
+            user.username,
+            user.display_name,
+            actor.is_regulator,
+            actor.is_operator,
+            actor.is_provider_staff,
+        )
+        if user is not None
+        else None
+    )
     return actor
 
 
 CurrentActor = Annotated[Actor, Depends(get_actor)]
+# A row id in a URL: out-of-range values are a 422 with a Chinese message, not a database error.
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def csrf_token_for(secret: str, nonce: str) -> str:

@@ -22,7 +22,6 @@ from kaifang.accounts.models import (
     ORG_TYPE_LABELS,
     SYSTEM_ROLE_LABELS,
     USER_TYPE_LABELS,
-    User,
 )
 from kaifang.accounts.permissions import Actor
 from kaifang.catalog.models import (
@@ -34,7 +33,7 @@ from kaifang.catalog.models import (
     TAXONOMY_LABELS,
 )
 from kaifang.settings import Settings
-from kaifang.web.security import csrf_token_for
+from kaifang.web.security import CurrentUser, csrf_token_for
 
 TEMPLATES = Path(__file__).parent / "templates"
 LOCALES = Path(__file__).parent.parent / "locale"
@@ -102,18 +101,6 @@ class Site:
     police_record: str
 
 
-@dataclass(frozen=True)
-class CurrentUser:
-    """What templates may know of the signed-in user."""
-
-    id: int
-    username: str
-    display_name: str
-    is_regulator: bool
-    is_operator: bool
-    is_provider_staff: bool
-
-
 def _sign(secret: str, payload: bytes) -> str:
     return hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()[:32]
 
@@ -155,17 +142,7 @@ def render(
     kf = request.app.state.kf
     settings: Settings = kf.settings
     actor: Actor = getattr(request.state, "actor", Actor())
-    user: User | None = getattr(request.state, "user", None)
-    current = None
-    if user is not None:
-        current = CurrentUser(
-            user.id,
-            user.username,
-            user.display_name,
-            actor.is_regulator,
-            actor.is_operator,
-            actor.is_provider_staff,
-        )
+    current: CurrentUser | None = getattr(request.state, "current_user", None)
     flashes = _read_flash(request, settings)
     base = {
         "request": request,
