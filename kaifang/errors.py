@@ -28,6 +28,16 @@ class PermissionDenied(ServiceError):
     code = "forbidden"
 
 
+class EmailNotVerified(PermissionDenied):
+    """The password was right but the address is unverified; `email` is where to resend the link."""
+
+    code = "email_not_verified"
+
+    def __init__(self, message: str, email: str) -> None:
+        super().__init__(message)
+        self.email = email
+
+
 class NotFound(ServiceError):
     status = 404
     code = "not_found"

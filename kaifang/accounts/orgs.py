@@ -210,6 +210,32 @@ def remove_member(db: Session, actor: Actor, org_id: int, membership_id: int) ->
     db.delete(member)
 
 
+def org_staff(db: Session, actor: Actor, org_id: int) -> Organisation:
+    """The organisation with its responsible office and staff list: for its members and the supervisors."""
+    require_login(actor)
+    require(actor.is_member(org_id) or actor.is_supervisor, "仅本单位人员和主管部门可查看人员名单")
+    return get_org(db, org_id)
+
+
+def my_orgs(db: Session, actor: Actor) -> list[Organisation]:
+    """The organisations the actor works for, by name."""
+    require_login(actor)
+    ids = list(actor.org_roles)
+    return list(db.scalars(select(Organisation).where(Organisation.id.in_(ids)).order_by(Organisation.name)))
+
+
+def account_counts(db: Session, actor: Actor) -> dict[str, int]:
+    """Users, active users and organisations on the platform (the supervisors' dashboard)."""
+    require_login(actor)
+    require(actor.is_supervisor, "仅运营和主管部门可查看平台统计")
+    count = select(func.count()).select_from
+    return {
+        "users": db.scalar(count(User)) or 0,
+        "active_users": db.scalar(count(User).where(User.is_active.is_(True))) or 0,
+        "organisations": db.scalar(count(Organisation)) or 0,
+    }
+
+
 @dataclass
 class StaffForm:
     responsible_office: str

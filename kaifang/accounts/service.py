@@ -31,7 +31,7 @@ from kaifang.accounts.permissions import Actor, require_login
 from kaifang.audit.service import record
 from kaifang.audit.tags import Tag
 from kaifang.db import utcnow
-from kaifang.errors import Conflict, InvalidInput, Locked, NotFound, PermissionDenied
+from kaifang.errors import Conflict, EmailNotVerified, InvalidInput, Locked, NotFound, PermissionDenied
 from kaifang.mail import Mailer
 from kaifang.settings import Settings
 
@@ -196,12 +196,17 @@ def resend_verification(db: Session, mailer: Mailer, settings: Settings, email: 
         send_verification(db, mailer, settings, user)
 
 
-def _use_token(db: Session, token: str, purpose: str) -> EmailToken:
+def _find_token(db: Session, token: str, purpose: str) -> EmailToken:
     row = db.scalar(
         select(EmailToken).where(EmailToken.token_hash == sha256(token), EmailToken.purpose == purpose)
     )
     if row is None or row.used_at is not None or row.expires_at < utcnow():
         raise InvalidInput("链接无效或已过期，请重新申请")
+    return row
+
+
+def _use_token(db: Session, token: str, purpose: str) -> EmailToken:
+    row = _find_token(db, token, purpose)
     row.used_at = utcnow()
     return row
 
@@ -257,7 +262,7 @@ def authenticate(db: Session, settings: Settings, login: str, password: str, ip:
     if not user.is_active:
         raise PermissionDenied("该账号已停用，如有疑问请联系平台运营单位")
     if user.email_verified_at is None:
-        raise PermissionDenied("邮箱尚未验证，请打开验证邮件中的链接；也可以重新发送验证邮件")
+        raise EmailNotVerified("邮箱尚未验证，请打开验证邮件中的链接；也可以重新发送验证邮件", user.email)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.failed_logins = 0
@@ -348,9 +353,10 @@ def request_password_reset(db: Session, mailer: Mailer, settings: Settings, emai
 
 
 def reset_password(db: Session, settings: Settings, token: str, new_password: str, ip: str = "") -> User:
-    row = _use_token(db, token, "reset")
+    row = _find_token(db, token, "reset")
     user = db.get_one(User, row.user_id)
-    check_password_policy(new_password, user.username, settings)
+    check_password_policy(new_password, user.username, settings)  # a refused password keeps the link usable
+    row.used_at = utcnow()
     _set_password(db, user, new_password, Actor(user_id=user.id, username=user.username, ip=ip))
     # Following the link proves control of the mailbox.
     user.email_verified_at = user.email_verified_at or utcnow()

@@ -12,13 +12,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kaifang.accounts import service as accounts
 from kaifang.accounts.models import User, UserType
 from kaifang.accounts.permissions import Actor, require_login
-from kaifang.errors import InvalidInput, Locked, NotFound, PermissionDenied
+from kaifang.errors import EmailNotVerified, InvalidInput, Locked, NotFound, PermissionDenied
 from kaifang.settings import Settings
 from kaifang.web.security import DB, SESSION_COOKIE, CurrentActor, client_ip
 from kaifang.web.templating import redirect, render
@@ -105,15 +104,6 @@ def login_form(
     return _login_page(request, next=target)
 
 
-def _unverified_email(db: Session, login: str) -> str:
-    """The address to resend verification to, once the password has been proven right."""
-    login = login.lower()
-    user = db.scalar(select(User).where((User.username == login) | (User.email == login)))
-    if user is None or user.email_verified_at is not None or not user.is_active:
-        return ""
-    return user.email
-
-
 @router.post("/login")
 def login(
     request: Request,
@@ -131,7 +121,7 @@ def login(
     try:
         user = accounts.authenticate(db, settings, values["login"], secret(password), client_ip(request))
     except (InvalidInput, Locked, PermissionDenied) as exc:
-        unverified = _unverified_email(db, values["login"]) if isinstance(exc, PermissionDenied) else ""
+        unverified = exc.email if isinstance(exc, EmailNotVerified) else ""
         return _login_page(
             request, status=exc.status, error=exc.message, unverified_email=unverified, **values
         )

@@ -11,7 +11,7 @@ import re
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from kaifang.accounts.models import Organisation, OrgRole
@@ -446,6 +446,19 @@ def all_entries(
     if provider_id:
         query = query.where(Entry.provider_id == provider_id)
     return list(db.scalars(query))
+
+
+def entry_counts(db: Session, actor: Actor) -> tuple[dict[str, int], int]:
+    """Entries by status, and changes to published entries waiting for confirmation (supervisors)."""
+    require_login(actor)
+    require(actor.is_supervisor, "仅运营和主管部门可查看平台统计")
+    by_status = {
+        str(s): n for s, n in db.execute(select(Entry.status, func.count()).group_by(Entry.status)).all()
+    }
+    changes = db.scalar(
+        select(func.count()).select_from(Entry).where(Entry.pending_status == EntryStatus.submitted)
+    )
+    return by_status, changes or 0
 
 
 # --- taxonomies (Art. 9) ------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
@@ -286,11 +285,6 @@ def _choices(db: Session) -> dict[str, Any]:
 # --- the workspace home ---------------------------------------------------------------------------
 
 
-def _my_orgs(db: Session, actor: Actor) -> list[Organisation]:
-    ids = list(actor.org_roles)
-    return list(db.scalars(select(Organisation).where(Organisation.id.in_(ids)).order_by(Organisation.name)))
-
-
 def _selected_org(my_orgs: list[Organisation], org_id: int | None) -> Organisation:
     for org in my_orgs:
         if org_id in (None, org.id):
@@ -316,7 +310,7 @@ def workspace(
     """The organisation's catalog in every state, with counts and a status filter."""
     require_login(actor)
     require(actor.is_provider_staff, "单位工作台仅限资源提供单位的工作人员使用")
-    my_orgs = _my_orgs(db, actor)
+    my_orgs = orgs.my_orgs(db, actor)
     selected = _selected_org(my_orgs, org)
     everything = service.provider_entries(db, actor, selected.id)
     status = status if status in set(EntryStatus) else ""
@@ -580,12 +574,6 @@ def remove_member(
 # --- staff list (Art. 30) ----------------------------------------------------------------------------
 
 
-def _staff_org(db: Session, actor: Actor, org_id: int) -> Organisation:
-    require_login(actor)
-    require(actor.is_member(org_id) or actor.is_supervisor, "仅本单位人员和主管部门可查看人员名单")
-    return orgs.get_org(db, org_id)
-
-
 def staff_rows(form: FormData) -> list[dict[str, str]]:
     """The posted staff table, one dict per row; columns are zipped by position."""
     columns = [[v if isinstance(v, str) else "" for v in form.getlist(f"staff_{k}")] for k in STAFF_KEYS]
@@ -617,7 +605,7 @@ def _render_staff(
 @router.get("/workspace/org/{org_id}/staff")
 def staff_page(request: Request, db: DB, actor: CurrentActor, org_id: RowId) -> Response:
     """The responsible office and the staff list the organisation reports (专人专岗)."""
-    org = _staff_org(db, actor, org_id)
+    org = orgs.org_staff(db, actor, org_id)
     rows = [{k: getattr(s, k) or "" for k in STAFF_KEYS} for s in org.staff]
     return _render_staff(request, actor, org, org.responsible_office, rows)
 
@@ -631,5 +619,5 @@ async def save_staff(request: Request, db: DB, actor: CurrentActor, org_id: RowI
         orgs.update_staff(db, actor, org_id, orgs.StaffForm(office, rows))
     except InvalidInput as exc:
         db.rollback()
-        return _render_staff(request, actor, _staff_org(db, actor, org_id), office, rows, exc)
+        return _render_staff(request, actor, orgs.org_staff(db, actor, org_id), office, rows, exc)
     return redirect(f"/workspace/org/{org_id}/staff", _settings(request), "人员名单已报送")

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
@@ -70,21 +69,17 @@ class Dashboard:
     organisations: int
 
 
-def _dashboard(db: Session) -> Dashboard:
-    by_status = {str(s): n for s, n in db.execute(select(Entry.status, func.count()).group_by(Entry.status))}
-    changes = db.scalar(
-        select(func.count()).select_from(Entry).where(Entry.pending_status == EntryStatus.submitted)
-    )
-    users = db.scalar(select(func.count()).select_from(User)) or 0
-    active = db.scalar(select(func.count()).select_from(User).where(User.is_active.is_(True))) or 0
+def _dashboard(db: Session, actor: Actor) -> Dashboard:
+    by_status, changes = service.entry_counts(db, actor)
+    accounts = orgs.account_counts(db, actor)
     return Dashboard(
         by_status=by_status,
         entries=sum(by_status.values()),
         waiting_new=by_status.get(EntryStatus.submitted, 0),
-        waiting_changes=changes or 0,
-        users=users,
-        active_users=active,
-        organisations=db.scalar(select(func.count()).select_from(Organisation)) or 0,
+        waiting_changes=changes,
+        users=accounts["users"],
+        active_users=accounts["active_users"],
+        organisations=accounts["organisations"],
     )
 
 
@@ -92,7 +87,7 @@ def _dashboard(db: Session) -> Dashboard:
 def admin_home(request: Request, db: DB, actor: CurrentActor) -> Response:
     """Counts of the whole platform and the way into each task of the actor's role."""
     _supervisor(actor)
-    return render(request, "admin/index.html", {"board": _dashboard(db), "section": "home"})
+    return render(request, "admin/index.html", {"board": _dashboard(db, actor), "section": "home"})
 
 
 # --- confirmation queue (regulator) -------------------------------------------------------------
