@@ -36,6 +36,7 @@ from kaifang.catalog.models import (
     EntryStatus,
     OpenType,
     SearchDoc,
+    TaxonomyTerm,
 )
 from kaifang.db import is_sqlite
 
@@ -224,7 +225,20 @@ class Snapshot:
     public_rows: list[Row]  # without 不予开放
     provider_names: dict[str, str]
     pairs: list[tuple[str, str]]  # number → (facet, value)
+    labels: dict[tuple[str, str], str]  # (taxonomy kind, code) → name
     unfiltered: dict[object, tuple[list[Row], dict[str, Counter[str]]]] = field(default_factory=dict)
+    position: dict[int, int] = field(default_factory=dict)  # entry id → index in rows
+
+    def __post_init__(self) -> None:
+        self.position = {r.id: i for i, r in enumerate(self.rows)}
+
+    def matching(self, match: dict[int, tuple[bool, float]], actor: Actor) -> list[Row]:
+        """The visible rows among the matches, newest first, without scanning the whole catalog."""
+        found = sorted(self.position[i] for i in match if i in self.position)
+        rows = [self.rows[p] for p in found]
+        if actor.is_supervisor:
+            return rows
+        return [r for r in rows if not r.closed or actor.is_member(r.provider_id)]
 
 
 _snapshots: dict[int, Snapshot] = {}
@@ -278,7 +292,13 @@ def _load_snapshot(db: Session, token: str | None) -> Snapshot:
         keys = tuple(numbers.setdefault((f, v), len(numbers)) for f, vs in values.items() for v in vs if v)
         rows.append(Row(id_, provider_id, values, keys, stamp, open_type == OpenType.closed))
     rows.sort(key=lambda r: (-r.published_at, -r.id))  # newest first: filtered lists keep this order
-    return Snapshot(token, rows, [r for r in rows if not r.closed], names, list(numbers))
+    labels = {
+        (kind, code): name
+        for kind, code, name in db.execute(
+            select(TaxonomyTerm.kind, TaxonomyTerm.code, TaxonomyTerm.name)
+        ).all()
+    }
+    return Snapshot(token, rows, [r for r in rows if not r.closed], names, list(numbers), labels)
 
 
 def snapshot(db: Session) -> Snapshot:
@@ -378,12 +398,11 @@ def search_catalog(
     match: dict[int, tuple[bool, float]] = {}
     if words:
         match = _matches(db, words, "AND")
-        rows_and = [r for r in rows if r.id in match]
-        if not rows_and and len(words) > 1:
+        rows = snap.matching(match, actor)
+        if not rows and len(words) > 1:
             match = _matches(db, words, "OR")
-            rows_and = [r for r in rows if r.id in match]
-            partial = bool(rows_and)
-        rows = rows_and
+            rows = snap.matching(match, actor)
+            partial = bool(rows)
     if words or filters:
         passing, counts = _count_facets(snap, rows, filters)
     else:  # browsing the whole catalog (home page, first catalog page): the same answer until it changes
@@ -403,7 +422,8 @@ def search_catalog(
         for e in db.scalars(select(Entry).where(Entry.id.in_(ids)).options(joinedload(Entry.provider)))
     }
     facets = {
-        f: _facet_values(f, counts[f], filters.get(f, []), labels or {}, snap.provider_names) for f in FACETS
+        f: _facet_values(f, counts[f], filters.get(f, []), labels or snap.labels, snap.provider_names)
+        for f in FACETS
     }
     return SearchResult(
         query=q,

@@ -474,7 +474,8 @@ def list_terms(db: Session, kind: str, *, include_inactive: bool = False) -> lis
 
 
 def term_names(db: Session) -> dict[tuple[str, str], str]:
-    return {(t.kind, t.code): t.name for t in db.scalars(select(TaxonomyTerm))}
+    """(kind, code) → name of every term, held with the search snapshot between changes."""
+    return search.snapshot(db).labels
 
 
 def save_term(
@@ -506,6 +507,7 @@ def save_term(
         )
         db.add(term)
         db.flush()
+        search.touch_catalog(db)
         record(
             db,
             actor,
@@ -524,6 +526,7 @@ def save_term(
     after = {"name": name, "description": description.strip(), "sort": sort, "is_active": is_active}
     for k, v in after.items():
         setattr(term, k, v)
+    search.touch_catalog(db)
     record(db, actor, Tag.catalog_taxonomy_updated, "taxonomy", f"{kind}:{code}", summary=diff(before, after))
     return term
 
@@ -543,4 +546,5 @@ def ensure_default_taxonomies(db: Session) -> int:
         for i, (code, name, description) in enumerate(terms):
             db.add(TaxonomyTerm(kind=kind, code=code, name=name, description=description, sort=i))
             count += 1
+    search.touch_catalog(db)
     return count
