@@ -66,6 +66,7 @@ def prepare_database(platform: Platform) -> None:
 
 def create_app(settings: Settings | None = None, *, prepare: bool = True) -> FastAPI:
     from kaifang.accounts import api as accounts_api
+    from kaifang.accounts import org_views
     from kaifang.accounts import views as accounts_views
     from kaifang.catalog import api as catalog_api
     from kaifang.catalog import views as catalog_views
@@ -92,6 +93,16 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
     app.add_middleware(CSRFMiddleware, secret=settings.secret_key, reject=errors.csrf_reject)
     app.add_middleware(SecurityHeadersMiddleware, secure_cookies=settings.cookie_secure)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (catalog_api, accounts_api, views, accounts_views, catalog_views, workspace, admin_views):
+    routers = (
+        catalog_api,
+        accounts_api,
+        views,
+        accounts_views,
+        catalog_views,
+        workspace,
+        org_views,
+        admin_views,
+    )
+    for module in routers:
         app.include_router(module.router)
     return app

@@ -1,5 +1,5 @@
 """单位工作台: provider staff compile their catalog entries and walk them through confirmation
-(Art. 14, 15), and keep their members and staff list (Art. 30).
+(Art. 14, 15). Members and the staff list (Art. 30) are in kaifang.accounts.org_views.
 
 The rules live in the services; these views read forms, call a service function and render.
 """
@@ -7,9 +7,7 @@ The rules live in the services; these views read forms, call a service function 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime
-from itertools import zip_longest
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -20,9 +18,8 @@ from starlette.datastructures import FormData
 from kaifang.accounts import orgs
 from kaifang.accounts.models import Organisation, OrgRole
 from kaifang.accounts.permissions import Actor, require, require_login, require_org_role
-from kaifang.audit.models import AuditRecord
-from kaifang.audit.tags import Tag
 from kaifang.catalog import service
+from kaifang.catalog.display import entry_actions, history_rows, pending_changes
 from kaifang.catalog.models import (
     ACCESS_METHOD_LABELS,
     CATALOG_FIELDS,
@@ -30,7 +27,6 @@ from kaifang.catalog.models import (
     FREQUENCY_LABELS,
     OPEN_TYPE_HELP,
     OPEN_TYPE_LABELS,
-    STATUS_LABELS,
     Entry,
     EntryStatus,
     OpenType,
@@ -38,193 +34,13 @@ from kaifang.catalog.models import (
 from kaifang.db import MAX_ID
 from kaifang.errors import Conflict, InvalidInput, PermissionDenied, ServiceError
 from kaifang.settings import Settings
+from kaifang.web.forms import form_text
 from kaifang.web.security import DB, CurrentActor, RowId
 from kaifang.web.templating import redirect, render
 
 router = APIRouter(include_in_schema=False)
 
 OrgQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-MAX_TEXT = 2000
-MAX_STAFF_ROWS = 100
-EMPTY_STAFF_ROWS = 3
-STAFF_KEYS = ("name", "position", "phone", "email", "duty")
-
-FIELD_LABELS = {
-    "title": "数据集名称",
-    "summary": "摘要",
-    "keywords": "关键词",
-    "theme": "主题分类",
-    "industry": "行业分类",
-    "grade": "数据分级",
-    "open_type": "开放类型",
-    "open_conditions": "开放条件",
-    "usage_requirements": "使用要求",
-    "update_frequency": "更新频率",
-    "access_methods": "开放方式",
-    "formats": "数据格式",
-    "contact_name": "联系人",
-    "contact_phone": "联系电话",
-    "contact_email": "联系邮箱",
-    "spatial_coverage": "空间范围",
-    "temporal_start": "时间范围起",
-    "temporal_end": "时间范围止",
-    "terms_of_use": "使用条款",
-    "closed_reason": "不予开放理由",
-    "closed_legal_basis": "法律依据",
-    "next_review_date": "下次评估审查日期",
-    "status": "状态",
-    "pending_status": "变更状态",
-}
-
-ACTION_LABELS: dict[str, str] = {
-    Tag.catalog_entry_created: "新建",
-    Tag.catalog_entry_edited: "修改",
-    Tag.catalog_entry_submitted: "提交确认",
-    Tag.catalog_entry_confirmed: "确认",
-    Tag.catalog_entry_returned: "退回",
-    Tag.catalog_entry_published: "发布",
-    Tag.catalog_entry_retired: "下线",
-}
-
-
-# --- showing field values and changes -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FieldChange:
-    """One changed field, its values already in words."""
-
-    field: str
-    label: str
-    before: str
-    after: str
-
-
-@dataclass(frozen=True)
-class HistoryRow:
-    at: datetime
-    actor: str
-    action: str
-    comment: str
-    changes: list[FieldChange]
-
-
-Names = dict[tuple[str, str], str]
-
-
-def display_value(key: str, value: Any, names: Names) -> str:
-    """A catalog field's value as a person reads it: names for codes, 、 between list items."""
-    if value in (None, "", []):
-        return ""
-    if isinstance(value, bool):
-        return "是" if value else "否"
-    if isinstance(value, list | tuple):
-        labels = ACCESS_METHOD_LABELS if key == "access_methods" else {}
-        return "、".join(labels.get(str(v), str(v)) for v in value)
-    if isinstance(value, date):
-        return value.isoformat()
-    text = str(value)
-    if key in ("theme", "industry", "grade"):
-        return names.get((key, text), text)
-    vocab: dict[str, Any] = {
-        "open_type": OPEN_TYPE_LABELS,
-        "update_frequency": FREQUENCY_LABELS,
-        "status": STATUS_LABELS,
-        "pending_status": STATUS_LABELS,
-    }
-    return str(vocab.get(key, {}).get(text, text))
-
-
-def _ordered_keys(keys: set[str]) -> list[str]:
-    order = {k: i for i, k in enumerate(FIELD_LABELS)}
-    return sorted(keys, key=lambda k: (order.get(k, len(order)), k))
-
-
-def summary_changes(summary: dict[str, Any] | None, names: Names) -> list[FieldChange]:
-    """The before/after summary of an audit record, field by field, in the form's order."""
-    before = (summary or {}).get("before") or {}
-    after = (summary or {}).get("after") or {}
-    if not isinstance(before, dict) or not isinstance(after, dict):
-        return []
-    return [
-        FieldChange(
-            k,
-            FIELD_LABELS.get(k, k),
-            display_value(k, before.get(k), names),
-            display_value(k, after.get(k), names),
-        )
-        for k in _ordered_keys(set(before) | set(after))
-    ]
-
-
-def pending_changes(entry: Entry, names: Names) -> list[FieldChange]:
-    """What a pending change to a published entry would change, live value against proposed value."""
-    if not entry.pending:
-        return []
-    proposed = service.proposed_fields(entry)
-    return [
-        FieldChange(
-            k,
-            FIELD_LABELS[k],
-            display_value(k, getattr(entry, k), names),
-            display_value(k, proposed[k], names),
-        )
-        for k in CATALOG_FIELDS
-        if k in entry.pending
-    ]
-
-
-def entry_details(fields: dict[str, Any], names: Names) -> list[tuple[str, str]]:
-    """Every filled-in catalog field as (label, value in words)."""
-    shown = ((FIELD_LABELS[k], display_value(k, fields.get(k), names)) for k in CATALOG_FIELDS)
-    return [(label, value) for label, value in shown if value]
-
-
-def history_rows(records: list[AuditRecord], names: Names) -> list[HistoryRow]:
-    return [
-        HistoryRow(
-            r.at,
-            r.actor_name,
-            ACTION_LABELS.get(r.action, r.action),
-            r.comment,
-            summary_changes(r.summary, names),
-        )
-        for r in records
-    ]
-
-
-# --- what the actor may do with an entry now ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EntryActions:
-    """Which workflow buttons to show. The service checks every action again when it is posted."""
-
-    can_edit: bool
-    submit: bool
-    publish: bool
-    retire: bool
-    discard: bool
-    waiting: bool
-
-
-def entry_actions(actor: Actor, entry: Entry) -> EntryActions:
-    publisher = actor.has_org_role(entry.provider_id, OrgRole.publisher)
-    waiting = EntryStatus.submitted in (entry.status, entry.pending_status)
-    published = entry.status == EntryStatus.published
-    change = published and bool(entry.pending)
-    open_states = (EntryStatus.draft, EntryStatus.returned)
-    ready = entry.status in open_states or (change and entry.pending_status in open_states)
-    confirmed = EntryStatus.confirmed in (entry.status, entry.pending_status if change else None)
-    return EntryActions(
-        can_edit=publisher and not waiting and entry.status != EntryStatus.retired,
-        submit=publisher and ready,
-        publish=publisher and confirmed,
-        retire=publisher and published,
-        discard=publisher and change and not waiting,
-        waiting=waiting,
-    )
-
 
 # --- forms ----------------------------------------------------------------------------------------
 
@@ -232,12 +48,6 @@ def entry_actions(actor: Actor, entry: Entry) -> EntryActions:
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.kf.settings
     return settings
-
-
-def form_text(form: FormData, key: str, limit: int = MAX_TEXT) -> str:
-    """One text field of a posted form; absent or a file counts as empty."""
-    value = form.get(key)
-    return value[:limit] if isinstance(value, str) else ""
 
 
 def entry_form_data(form: FormData) -> dict[str, Any]:
@@ -512,112 +322,3 @@ async def retire_entry(request: Request, db: DB, actor: CurrentActor, entry_id: 
 async def discard_change(request: Request, db: DB, actor: CurrentActor, entry_id: RowId) -> Response:
     """Drop a pending change to a published entry."""
     return await _workflow(request, db, actor, entry_id, "discard")
-
-
-# --- members (organisation admin) ------------------------------------------------------------------
-
-
-def _render_members(
-    request: Request,
-    db: Session,
-    actor: Actor,
-    org_id: int,
-    values: dict[str, str] | None = None,
-    error: ServiceError | None = None,
-) -> Response:
-    members = orgs.org_members(db, actor, org_id)
-    context = {
-        "org": orgs.get_org(db, org_id),
-        "members": members,
-        "can_manage": actor.is_operator or actor.has_org_role(org_id, OrgRole.admin),
-        "values": values or {"username": "", "role": ""},
-        "errors": error.fields if error else {},
-        "error_message": error.message if error else "",
-    }
-    return render(request, "workspace/members.html", context, status=error.status if error else 200)
-
-
-@router.get("/workspace/org/{org_id}/members")
-def members_page(request: Request, db: DB, actor: CurrentActor, org_id: RowId) -> Response:
-    """The organisation's members and their roles; the admin (or the operator) adds and removes them."""
-    return _render_members(request, db, actor, org_id)
-
-
-@router.post("/workspace/org/{org_id}/members")
-async def add_member(request: Request, db: DB, actor: CurrentActor, org_id: RowId) -> Response:
-    """Give a registered user a role in the organisation."""
-    form = await request.form()
-    values = {"username": form_text(form, "username", 64), "role": form_text(form, "role", 20)}
-    try:
-        member = orgs.add_member(db, actor, org_id, values["username"], values["role"])
-    except (InvalidInput, Conflict) as exc:
-        db.rollback()
-        return _render_members(request, db, actor, org_id, values, exc)
-    message = f"已将 {member.user.display_name}（{member.user.username}）添加为本单位成员"
-    return redirect(f"/workspace/org/{org_id}/members", _settings(request), message)
-
-
-@router.post("/workspace/org/{org_id}/members/{membership_id}/remove")
-def remove_member(
-    request: Request, db: DB, actor: CurrentActor, org_id: RowId, membership_id: RowId
-) -> Response:
-    """Take one role away from a member."""
-    url = f"/workspace/org/{org_id}/members"
-    try:
-        orgs.remove_member(db, actor, org_id, membership_id)
-    except Conflict as exc:
-        db.rollback()
-        return redirect(url, _settings(request), exc.message, "error")
-    return redirect(url, _settings(request), "已移除该成员的岗位")
-
-
-# --- staff list (Art. 30) ----------------------------------------------------------------------------
-
-
-def staff_rows(form: FormData) -> list[dict[str, str]]:
-    """The posted staff table, one dict per row; columns are zipped by position."""
-    columns = [[v if isinstance(v, str) else "" for v in form.getlist(f"staff_{k}")] for k in STAFF_KEYS]
-    rows = zip_longest(*(c[:MAX_STAFF_ROWS] for c in columns), fillvalue="")
-    return [{k: v[:200] for k, v in zip(STAFF_KEYS, row, strict=True)} for row in rows]
-
-
-def _render_staff(
-    request: Request,
-    actor: Actor,
-    org: Organisation,
-    office: str,
-    rows: list[dict[str, str]],
-    error: ServiceError | None = None,
-) -> Response:
-    filled = [r for r in rows if any(v.strip() for v in r.values())]
-    context = {
-        "org": org,
-        "office": office,
-        "rows": filled + [dict.fromkeys(STAFF_KEYS, "") for _ in range(EMPTY_STAFF_ROWS)],
-        "filled": filled,
-        "can_edit": actor.has_org_role(org.id, OrgRole.admin),
-        "errors": error.fields if error else {},
-        "error_message": error.message if error else "",
-    }
-    return render(request, "workspace/staff.html", context, status=error.status if error else 200)
-
-
-@router.get("/workspace/org/{org_id}/staff")
-def staff_page(request: Request, db: DB, actor: CurrentActor, org_id: RowId) -> Response:
-    """The responsible office and the staff list the organisation reports (专人专岗)."""
-    org = orgs.org_staff(db, actor, org_id)
-    rows = [{k: getattr(s, k) or "" for k in STAFF_KEYS} for s in org.staff]
-    return _render_staff(request, actor, org, org.responsible_office, rows)
-
-
-@router.post("/workspace/org/{org_id}/staff")
-async def save_staff(request: Request, db: DB, actor: CurrentActor, org_id: RowId) -> Response:
-    """Replace the staff list as a whole; empty rows are dropped."""
-    form = await request.form()
-    office, rows = form_text(form, "responsible_office", 200), staff_rows(form)
-    try:
-        orgs.update_staff(db, actor, org_id, orgs.StaffForm(office, rows))
-    except InvalidInput as exc:
-        db.rollback()
-        return _render_staff(request, actor, orgs.org_staff(db, actor, org_id), office, rows, exc)
-    return redirect(f"/workspace/org/{org_id}/staff", _settings(request), "人员名单已报送")

@@ -19,17 +19,12 @@ from kaifang.accounts.models import Organisation, User
 from kaifang.accounts.permissions import Actor, require, require_login, require_operator
 from kaifang.audit.tags import Tag
 from kaifang.catalog import service
+from kaifang.catalog.display import FieldChange, entry_details, history_rows, pending_changes
 from kaifang.catalog.models import Entry, EntryStatus, TaxonomyKind
-from kaifang.catalog.workspace_views import (
-    FieldChange,
-    OrgQuery,
-    entry_details,
-    form_text,
-    history_rows,
-    pending_changes,
-)
+from kaifang.catalog.workspace_views import OrgQuery
 from kaifang.errors import Conflict, InvalidInput, ServiceError
 from kaifang.settings import Settings
+from kaifang.web.forms import form_text
 from kaifang.web.security import DB, CurrentActor, RowId
 from kaifang.web.templating import redirect, render
 
