@@ -298,8 +298,7 @@ def reset_password(
         return _reset_page(request, token, errors={"password2": "两次输入的密码不一致"}, status=422)
     try:
         accounts.reset_password(db, settings, token, secret(password), ip=client_ip(request))
-    except InvalidInput as exc:
-        db.rollback()  # the link was consumed in this transaction: keep it usable for a better password
+    except InvalidInput as exc:  # a refused password leaves the link usable
         if exc.fields:
             return _reset_page(request, token, errors=exc.fields, status=422)
         return _reset_page(request, token, link_error=exc.message, status=400)
