@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,10 +13,12 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kaifang import migrate
+from kaifang.datastore.storage import FileStore, LocalFileStore
 from kaifang.db import Database
 from kaifang.mail import Mailer, make_mailer
 from kaifang.ratelimit import RateLimiter
 from kaifang.settings import Settings, load_settings
+from kaifang.tasks import JobRunner
 from kaifang.web import errors
 from kaifang.web.security import CSRFMiddleware, SecurityHeadersMiddleware
 from kaifang.web.templating import Site, make_environment
@@ -32,6 +36,8 @@ class Platform:
     limiter: RateLimiter
     templates: jinja2.Environment
     site: Site
+    store: FileStore
+    jobs: JobRunner
 
 
 def build_platform(settings: Settings) -> Platform:
@@ -43,6 +49,8 @@ def build_platform(settings: Settings) -> Platform:
         mailer=make_mailer(s),
         limiter=RateLimiter(s.ratelimit_storage_url),
         templates=make_environment(s),
+        store=LocalFileStore(s.files_dir),
+        jobs=JobRunner(workers=1),
         site=Site(
             s.site_name,
             s.site_sponsor,
@@ -64,6 +72,16 @@ def prepare_database(platform: Platform) -> None:
         ensure_default_taxonomies(session)
 
 
+def resume_jobs(platform: Platform) -> None:
+    """Run again the jobs a crash or a kill interrupted (versions left `processing`)."""
+    from kaifang.datastore import service as datastore
+
+    with platform.db.session() as session:
+        pending = datastore.pending_versions(session)
+    for version_id in pending:
+        platform.jobs.submit(datastore.process_version, platform.db, platform.store, version_id)
+
+
 def create_app(settings: Settings | None = None, *, prepare: bool = True) -> FastAPI:
     from kaifang.accounts import api as accounts_api
     from kaifang.accounts import org_views
@@ -71,6 +89,8 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
     from kaifang.catalog import api as catalog_api
     from kaifang.catalog import views as catalog_views
     from kaifang.catalog import workspace_views as workspace
+    from kaifang.datastore import api as datastore_api
+    from kaifang.datastore import views as datastore_views
     from kaifang.web import admin_views, views
 
     settings = settings or load_settings()
@@ -78,6 +98,13 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
     platform = build_platform(settings)
     if prepare:
         prepare_database(platform)
+        resume_jobs(platform)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        platform.jobs.shutdown()  # a clean stop finishes the running job; queued ones resume next start
+
     app = FastAPI(
         title="开放平台数据接口 Kaifang API",
         version="1",
@@ -87,6 +114,9 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
         ),
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
+        # The upload limit plus room for the multipart envelope; a larger body is refused as it arrives.
+        max_body_size=settings.upload_max_mb * 1024 * 1024 + 1024 * 1024,
     )
     app.state.kf = platform
     errors.install(app)
@@ -95,11 +125,13 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     routers = (
         catalog_api,
+        datastore_api,
         accounts_api,
         views,
         accounts_views,
         catalog_views,
         workspace,
+        datastore_views,
         org_views,
         admin_views,
     )

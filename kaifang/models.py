@@ -3,5 +3,6 @@
 from kaifang.accounts import models as accounts_models
 from kaifang.audit import models as audit_models
 from kaifang.catalog import models as catalog_models
+from kaifang.datastore import models as datastore_models
 
-__all__ = ["accounts_models", "audit_models", "catalog_models"]
+__all__ = ["accounts_models", "audit_models", "catalog_models", "datastore_models"]

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     page_size: int = Field(20, ge=1, le=100, description="default search page size")
     max_page_size: int = Field(100, ge=1, le=1000, description="largest page size a client may ask for")
 
+    upload_max_mb: int = Field(1024, ge=1, le=1024 * 100, description="largest upload accepted, in MiB")
+    data_max_limit: int = Field(10_000, ge=1, le=1_000_000, description="most rows one data API call returns")
+    data_max_offset: int = Field(1_000_000, ge=0, description="deepest offset; deeper pages use the cursor")
+
     site_name: str = Field("海河市公共数据开放平台", description="portal name")
     site_sponsor: str = Field("海河市互联网信息办公室（演示）", description="主办单位")
     site_organizer: str = Field("海河市大数据管理中心（演示）", description="承办单位")
@@ -82,6 +86,11 @@ class Settings(BaseSettings):
     @cached_property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'kaifang.db').resolve()}"
+
+    @property
+    def files_dir(self) -> Path:
+        """Local file storage: uploads in staging/, published data in data/."""
+        return self.home / "files"
 
     @property
     def outbox_dir(self) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +86,7 @@ def platform(app: Any) -> Platform:
 @pytest.fixture(autouse=True)
 def _empty_database(platform: Platform) -> Iterator[None]:
     """Every test starts from an empty platform with the default taxonomies."""
+    platform.jobs.drain()  # a job left by the previous test must not write into this one
     engine = platform.db.engine
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
@@ -98,6 +100,8 @@ def _empty_database(platform: Platform) -> Iterator[None]:
     platform.limiter.reset()
     for mail in platform.settings.outbox_dir.glob("*.eml"):
         mail.unlink()
+    shutil.rmtree(platform.settings.files_dir, ignore_errors=True)
+    platform.settings.files_dir.mkdir(parents=True)
     yield
 
 

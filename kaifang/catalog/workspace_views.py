@@ -31,6 +31,7 @@ from kaifang.catalog.models import (
     EntryStatus,
     OpenType,
 )
+from kaifang.datastore import service as datastore
 from kaifang.db import MAX_ID
 from kaifang.errors import Conflict, InvalidInput, PermissionDenied, ServiceError
 from kaifang.settings import Settings
@@ -239,6 +240,8 @@ def _render_edit(
         "history": history,
         "choices": _choices(db),
         "form_action": f"/workspace/entries/{entry.id}",
+        "resources": datastore.entry_resources(db, actor, entry),
+        "can_upload": datastore.can_upload(actor, entry),
     }
     return render(request, "workspace/entry_form.html", context, status=error.status if error else 200)
 

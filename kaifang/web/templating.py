@@ -32,6 +32,8 @@ from kaifang.catalog.models import (
     STATUS_LABELS,
     TAXONOMY_LABELS,
 )
+from kaifang.datastore.models import VERSION_STATUS_LABELS
+from kaifang.datastore.types import COLUMN_TYPE_LABELS
 from kaifang.settings import Settings
 from kaifang.web.security import CurrentUser, csrf_token_for
 
@@ -86,6 +88,8 @@ def make_environment(settings: Settings) -> jinja2.Environment:
         ORG_TYPE_LABELS={str(k): v for k, v in ORG_TYPE_LABELS.items()},
         ORG_ROLE_LABELS={str(k): v for k, v in ORG_ROLE_LABELS.items()},
         SYSTEM_ROLE_LABELS={str(k): v for k, v in SYSTEM_ROLE_LABELS.items()},
+        VERSION_STATUS_LABELS={str(k): v for k, v in VERSION_STATUS_LABELS.items()},
+        COLUMN_TYPE_LABELS={str(k): v for k, v in COLUMN_TYPE_LABELS.items()},
     )
     return env
 
