@@ -18,6 +18,8 @@ from kaifang.accounts.permissions import Actor
 from kaifang.catalog import search, service
 from kaifang.catalog.api import facet_filters
 from kaifang.catalog.models import ACCESS_METHOD_LABELS, Entry, EntryStatus, OpenType
+from kaifang.datastore.display import resource_panels
+from kaifang.datastore.service import can_read_data
 from kaifang.errors import NotFound
 from kaifang.web.security import DB, CurrentActor
 from kaifang.web.templating import CITY_TZ, render
@@ -184,6 +186,9 @@ def entry_page(request: Request, entry_id: str, db: DB, actor: CurrentActor) -> 
         "is_published": entry.status == EntryStatus.published,
         "is_conditional": entry.open_type == OpenType.conditional,
         "is_closed": entry.open_type == OpenType.closed,
+        "resources": resource_panels(db, actor, entry, request.app.state.kf.store),
+        "can_read_data": can_read_data(actor, entry),
+        "base_url": settings.base_url.rstrip("/"),
     }
     return render(request, "catalog/entry.html", context)
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-import threading
 import urllib.parse
-from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -19,6 +17,7 @@ from starlette.background import BackgroundTask
 from kaifang.accounts.permissions import Actor, require_login
 from kaifang.catalog.models import Entry
 from kaifang.datastore import service
+from kaifang.datastore.engines import engine_for
 from kaifang.datastore.export import (
     citation,
     content_disposition,
@@ -239,22 +238,7 @@ VersionParam = Annotated[int | None, Query(ge=1, le=100_000, description="版本
 
 # --- the data API and downloads -----------------------------------------------------------------------
 
-_engines: OrderedDict[int, QueryEngine] = OrderedDict()
-_engines_lock = threading.Lock()
 EXTRA_PARAMS = ("version",)  # ours, not filters
-
-
-def engine_for(request: Request, version: ResourceVersion) -> QueryEngine:
-    """One engine per published version, kept while used: its cached totals serve repeated queries."""
-    with _engines_lock:
-        engine = _engines.get(version.id)
-        if engine is None:
-            path = request.app.state.kf.store.path(version.data_key)
-            engine = _engines[version.id] = QueryEngine(path, service.schema_of(version))
-            while len(_engines) > 64:
-                _engines.popitem(last=False)
-        _engines.move_to_end(version.id)
-    return engine
 
 
 def _query(request: Request, version: ResourceVersion, *, paged: bool) -> DataQuery:
@@ -296,7 +280,7 @@ def data(
     resource, row, _entry = service.readable_version(db, actor, resource_id, version)
     if resource.kind != ResourceKind.table:
         raise InvalidInput("该资源是文件，不支持数据查询，请使用下载")
-    result = engine_for(request, row).run(_query(request, row, paged=True))
+    result = engine_for(request.app.state.kf.store, row).run(_query(request, row, paged=True))
     return DataOut(
         resource=resource.id,
         version=row.number,
@@ -334,7 +318,7 @@ def download(
         f"{kf.settings.base_url}/datasets/{entry.id}",
         date.today().isoformat(),
     )
-    engine = engine_for(request, row)
+    engine = engine_for(request.app.state.kf.store, row)
     q = _query(request, row, paged=False)
     batches = engine.batches(q)  # runs the query now: a bad one fails here, not mid-download
     filename = f"{resource.name}_第{row.number}版.{format}"

@@ -170,3 +170,18 @@ def test_file_resources_download_as_uploaded(
     response = client.get(f"/api/v1/resources/{rid}/download")
     assert response.status_code == 200 and response.content == pdf
     assert response.headers["content-type"] == "application/pdf"
+
+
+def test_entry_page_shows_preview_dictionary_and_downloads(client: TestClient, world: dict) -> None:
+    entry_id = client.get("/api/v1/datasets", params={"q": "空气质量unconditional"}).json()["results"][0][
+        "id"
+    ]
+    html = client.get(f"/datasets/{entry_id}").text
+    assert "数据预览" in html and "河西站" in html and "数据字典" in html
+    assert f"/api/v1/resources/{world['rids']['unconditional']}/download?format=xlsx" in html
+
+
+def test_conditional_entry_page_shows_no_data(client: TestClient, world: dict) -> None:
+    entry_id = client.get("/api/v1/datasets", params={"q": "空气质量conditional"}).json()["results"][0]["id"]
+    html = client.get(f"/datasets/{entry_id}").text
+    assert "数据字典" in html and "河西站" not in html and "download?format" not in html
