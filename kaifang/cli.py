@@ -35,6 +35,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from kaifang.demo.seed import home_has_data, seed
 
     platform = _platform()
+    seeded = False
     with platform.db.session() as db:
         if home_has_data(db):
             print(
@@ -49,6 +50,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 f"已载入演示城市：{counts['organisations']} 个提供单位，{counts['users']} 个账号，"
                 f"{counts['entries']} 条目录。演示账号密码均为 kaifang-demo。"
             )
+            seeded = True
+    if seeded:  # after the commit above: the ingest job reads the entries in its own sessions
+        from kaifang.demo.datasets import seed_resources
+
+        seed_resources(platform, small=args.small)
     platform.db.dispose()
     if args.no_serve:
         return 0
@@ -89,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "demo":
             p.add_argument("--no-serve", action="store_true", help="只载入数据，不启动")
             p.add_argument("--serve-anyway", action="store_true", help="已有数据时不载入，直接启动")
+            p.add_argument(
+                "--small", action="store_true", help="不载入百万行的大数据资源（测试用，几秒完成）"
+            )
     sub.add_parser("migrate", help="升级数据库结构").set_defaults(func=cmd_migrate)
     apikey = sub.add_parser("apikey", help="API 密钥").add_subparsers(dest="apikey_command", required=True)
     create = apikey.add_parser("create", help="为用户新建 API 密钥并打印（只显示一次）")

@@ -97,14 +97,14 @@ def test_demo_seeds_the_city_once(monkeypatch, capsys, tmp_path: Path) -> None:
     monkeypatch.setenv("KAIFANG_HOME", str(tmp_path))
     monkeypatch.setenv("KAIFANG_DATABASE_URL", "")
     monkeypatch.delenv("KAIFANG_MODE", raising=False)
-    assert cli.main(["demo", "--no-serve"]) == 0
+    assert cli.main(["demo", "--no-serve", "--small"]) == 0
     assert CJK.search(capsys.readouterr().out)
     engine = create_engine(f"sqlite:///{tmp_path / 'kaifang.db'}")
     try:
         with Session(engine) as db:
             first = _counts(db)
             _check_demo_city(db)
-        assert cli.main(["demo", "--no-serve"]) == 1
+        assert cli.main(["demo", "--no-serve", "--small"]) == 1
         assert CJK.search(capsys.readouterr().err)
         with Session(engine) as db:
             assert _counts(db) == first

@@ -24,26 +24,14 @@ from kaifang.errors import InvalidInput
 Strings: TypeAlias = pa.ChunkedArray | pa.Array
 
 # Columns named like these hold identifiers: digits in them are not quantities.
-CODE_HINTS = (
-    "代码",
-    "编码",
-    "编号",
-    "号码",
-    "电话",
-    "手机",
-    "身份证",
-    "邮编",
-    "证号",
-    "区划",
-    "账号",
-    "卡号",
+CODE_HINTS = frozenset(
+    {"代码", "编码", "编号", "号码", "电话", "手机", "身份证", "邮编", "证号", "区划", "账号", "卡号"}
 )
 COMPACT_DATE_HINTS = ("日期", "date")
 BOOLEAN_HINTS = ("是否",)
 
 INTEGER = r"^[+-]?(?:0|[1-9]\d{0,17}|[1-9]\d{0,2}(?:,\d{3}){1,5})$"
 DECIMAL = r"^[+-]?(?:0|[1-9]\d*|[1-9]\d{0,2}(?:,\d{3})+)(?:\.\d+)?$"
-ISO_TEMPORAL = r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?$"
 TEMPORAL = (
     r"^(?P<y>\d{4})[-/.年](?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})日?"
     r"(?:[ T]+(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?(?:\.\d+)?)?$"
@@ -177,21 +165,34 @@ def _finalize(kind: ColumnType, typed: Strings) -> tuple[ColumnType, Strings]:
 
 
 def _parse_integer(column: Strings) -> Strings:
-    return pc.cast(_numeric_text(column, INTEGER), pa.int64())
+    if _plain_digits(column):
+        return pc.cast(column, pa.int64())
+    return _cast_numbers(column, INTEGER, pa.int64())
 
 
 def _parse_decimal(column: Strings) -> Strings:
-    return pc.cast(_numeric_text(column, DECIMAL), pa.float64())
+    return _cast_numbers(column, DECIMAL, pa.float64())
 
 
-def _numeric_text(column: Strings, pattern: str) -> Strings:
-    """The cells that match `pattern` without signs and separators Arrow's cast rejects; others null."""
+def _plain_digits(column: Strings) -> bool:
+    """Only digits, no leading zero, at most 18 of them: the common case, without a regex pass."""
+    if len(column) == column.null_count or not pc.all(pc.ascii_is_decimal(column)).as_py():
+        return False
+    lengths = pc.binary_length(column)
+    if pc.max(lengths).as_py() > 18:
+        return False
+    return not pc.any(pc.and_(pc.starts_with(column, "0"), pc.greater(lengths, 1))).as_py()
+
+
+def _cast_numbers(column: Strings, pattern: str, target: pa.DataType) -> Strings:
+    """Cells matching `pattern` as numbers (thousands separators and + dropped); others null."""
     ok = pc.match_substring_regex(column, pattern)
     if pc.all(ok).as_py() is False:
         column = pc.if_else(ok, column, pa.scalar(None, pa.string()))
-    if pc.any(pc.match_substring_regex(column, r"[+,]")).as_py():
-        column = pc.replace_substring_regex(column, r"[+,]", "")
-    return column
+    try:
+        return pc.cast(column, target)
+    except pa.ArrowInvalid:  # "1,234" or "+5", which Arrow's parser does not take
+        return pc.cast(pc.replace_substring_regex(column, r"[+,]", ""), target)
 
 
 def _parse_boolean(column: Strings, family: tuple[str, ...] | None = None) -> Strings:
@@ -205,7 +206,7 @@ def _parse_boolean(column: Strings, family: tuple[str, ...] | None = None) -> St
 
 def _parse_temporal(column: Strings, compact: bool, *, date_only: bool) -> Strings:
     """Timestamps (seconds) from the accepted date and datetime spellings; impossible dates null."""
-    stamps = _parse_iso(column) if pc.all(pc.match_substring_regex(column, ISO_TEMPORAL)).as_py() else None
+    stamps = _parse_iso(column)
     if stamps is None:
         stamps = _parse_spelled(column, compact)
     if date_only:
@@ -215,9 +216,10 @@ def _parse_temporal(column: Strings, compact: bool, *, date_only: bool) -> Strin
 
 
 def _parse_iso(column: Strings) -> Strings | None:
+    """Arrow's own ISO 8601 cast: fast, and it refuses impossible dates, but all or nothing."""
     try:
         return pc.cast(column, pa.timestamp("s"))
-    except pa.ArrowInvalid:  # an impossible date such as 2025-02-30: find it the slow way
+    except pa.ArrowInvalid:  # another spelling, or an impossible date: find which cells, slower
         return None
 
 

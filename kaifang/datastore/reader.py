@@ -88,15 +88,19 @@ def read_table(path: Path, *, filename: str, sheet: str | None = None, max_title
     reports it).
     """
     ext = Path(filename).suffix.lower()
-    if ext in SPREADSHEETS:
-        return _read_workbook(Path(path), sheet, max_title_rows)
     if ext not in TABULAR:
         raise InvalidInput(
             f"不支持的表格文件类型：{ext or '无扩展名'}。"
             "请上传 CSV、TSV、TXT、XLSX、XLSM、XLS、JSON 或 NDJSON 文件",
             fields={"file": filename},
         )
-    return _read_text(Path(path), ext, max_title_rows)
+    try:
+        if ext in SPREADSHEETS:
+            return _read_workbook(Path(path), sheet, max_title_rows)
+        return _read_text(Path(path), ext, max_title_rows)
+    except (ValueError, IndexError, RecursionError, csv.Error, pa.ArrowException) as e:
+        # A file malformed in a way not foreseen above still gets a 422, never a 500.
+        raise InvalidInput(f"无法读取文件：{e}") from None
 
 
 # --- encodings ------------------------------------------------------------------------------
@@ -106,13 +110,13 @@ def _read_text(path: Path, ext: str, max_title_rows: int) -> RawTable:
     with path.open("rb") as f:
         head = f.read(SAMPLE_BYTES)
     encoding = _guess_encoding(head)
-    crlf_only = b"\r" in head and b"\n" not in head
+    cr_only = b"\r" in head and b"\n" not in head
     try:
-        return _read_text_as(path, ext, encoding, crlf_only, max_title_rows)
+        return _read_text_as(path, ext, encoding, cr_only, max_title_rows)
     except _NotUtf8:
         if encoding != "utf-8":
             raise InvalidInput(_undecodable_message(_first_bad_byte(path, "utf-8"))) from None
-        return _read_text_as(path, ext, "gb18030", crlf_only, max_title_rows)
+        return _read_text_as(path, ext, "gb18030", cr_only, max_title_rows)
 
 
 def _guess_encoding(head: bytes) -> str:
@@ -141,23 +145,31 @@ def _guess_utf16_without_bom(head: bytes) -> str:
     raise InvalidInput(f"文件含有二进制内容（第 {head.index(0)} 字节），不是文本表格")
 
 
-def _read_text_as(path: Path, ext: str, encoding: str, crlf_only: bool, max_title_rows: int) -> RawTable:
-    if encoding in ("utf-8", "utf-8-sig") and not crlf_only:
+def _read_text_as(path: Path, ext: str, encoding: str, cr_only: bool, max_title_rows: int) -> RawTable:
+    if encoding in ("utf-8", "utf-8-sig") and not cr_only:
         raw = _read_utf8(path, ext, max_title_rows)
     else:
-        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".kaifang-read-") as tmp:
+        with _scratch_dir(path) as tmp:
             utf8 = Path(tmp) / "utf8.txt"
-            _transcode(path, encoding, utf8, crlf_only)
+            _transcode(path, encoding, utf8, cr_only)
             raw = _read_utf8(utf8, ext, max_title_rows)
     raw.encoding = encoding
     return raw
 
 
-def _transcode(path: Path, encoding: str, target: Path, crlf_only: bool) -> None:
+def _scratch_dir(path: Path) -> tempfile.TemporaryDirectory[str]:
+    """Beside the upload (a disk sized for uploads), else the system's temporary directory."""
+    try:
+        return tempfile.TemporaryDirectory(dir=path.parent, prefix=".kaifang-read-")
+    except OSError:
+        return tempfile.TemporaryDirectory(prefix="kaifang-read-")
+
+
+def _transcode(path: Path, encoding: str, target: Path, cr_only: bool) -> None:
     try:
         with target.open("wb") as out:
             for text in _decode_chunks(path, encoding):
-                out.write((text.replace("\r", "\n") if crlf_only else text).encode("utf-8"))
+                out.write((text.replace("\r", "\n") if cr_only else text).encode("utf-8"))
     except _Undecodable as e:
         if encoding == "utf-8":
             raise _NotUtf8 from None
@@ -235,8 +247,8 @@ def _read_utf8(path: Path, ext: str, max_title_rows: int) -> RawTable:
     width = max(len(records[h]), _modal_width(records[h + 1 :]))
     layout = _Layout(_pad(records[h], width), h + 1, h + 2, _title_warning(records[:h]))
     table, ragged = _read_body(path, ends[h], delimiter, width, layout.first_data_row)
-    raw = _finish(list(table.columns), layout)
-    raw.delimiter, raw.ragged_rows = delimiter, ragged
+    raw = _finish(list(table.columns), layout, ragged)
+    raw.delimiter = delimiter
     return raw
 
 
@@ -434,7 +446,9 @@ def clean_headers(cells: list[str]) -> list[str]:
 # --- finishing (every format) ---------------------------------------------------------------
 
 
-def _finish(columns: list[pa.ChunkedArray | pa.Array], layout: _Layout) -> RawTable:
+def _finish(
+    columns: list[pa.ChunkedArray | pa.Array], layout: _Layout, ragged: dict[int, int] | None = None
+) -> RawTable:
     """Trim cells, null empty ones, drop residue columns, blank rows and notes below the table."""
     columns = _parallel(_tidy_cells, columns)
     keep = [i for i, col in enumerate(columns) if layout.headers[i].strip() or col.null_count < len(col)]
@@ -454,13 +468,31 @@ def _finish(columns: list[pa.ChunkedArray | pa.Array], layout: _Layout) -> RawTa
         first_data_row=layout.first_data_row,
         warnings=warnings,
         blank_rows=blank_rows,
+        ragged_rows=_ragged_in_kept_columns(ragged or {}, keep, len(columns)),
     )
+
+
+def _ragged_in_kept_columns(ragged: dict[int, int], keep: list[int], width: int) -> dict[int, int]:
+    """Cell counts measured against the columns kept, so they compare with the headers kept:
+    a short row that only lacks dropped (empty) columns is whole."""
+    counted = {}
+    for row, cells in ragged.items():
+        if cells > width:
+            counted[row] = len(keep) + cells - width
+        elif (present := sum(1 for i in keep if i < cells)) < len(keep):
+            counted[row] = present
+    return counted
 
 
 def _tidy_cells(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     trimmed = pc.utf8_trim_whitespace(column)
-    empty = pc.equal(pc.binary_length(trimmed), 0)
-    return pc.if_else(empty, pa.scalar(None, pa.string()), trimmed) if pc.any(empty).as_py() else trimmed
+    lengths = pc.binary_length(trimmed)
+    if pc.sum(lengths).as_py() == pc.sum(pc.binary_length(column)).as_py():
+        # Nothing was trimmed: keep the original buffers and let the copy's memory go at once.
+        trimmed = column
+    if pc.min(lengths).as_py() != 0:
+        return trimmed
+    return pc.if_else(pc.equal(lengths, 0), pa.scalar(None, pa.string()), trimmed)
 
 
 def _drop_blank_rows(table: pa.Table, first_row: int) -> tuple[pa.Table, list[int]]:
@@ -640,7 +672,10 @@ def _pick_sheet(
 
 
 def _read_grid(grid: list[list[Any]], merges: list[Any], max_title_rows: int) -> RawTable:
-    spans = [(r1, c1, r2, c2) for (r1, c1), (r2, c2) in merges]
+    width = max(len(row) for row in grid)
+    if any(len(row) != width for row in grid):
+        grid = [row + [""] * (width - len(row)) for row in grid]
+    spans = [(r1, c1, r2, min(c2, width - 1)) for (r1, c1), (r2, c2) in merges if c1 < width]
     top = [[_cell_text(v) for v in row] for row in grid[: max_title_rows + SNIFF_RECORDS]]
     h = _find_header(top, max_title_rows, _spanned_widths(top, spans))
     layout = _merged_layout(top, spans, h) or _Layout(top[h], h + 1, h + 2)

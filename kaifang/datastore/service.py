@@ -301,16 +301,16 @@ def _read_table(
     resource_id: int,
     number: int,
 ) -> dict[str, Any]:
-    from kaifang.datastore.infer import cast_table, infer_schema
+    from kaifang.datastore.infer import cast_table, infer_and_cast, infer_schema
     from kaifang.datastore.validate import validate
 
     raw = read_raw(source, filename, sheet)
-    inferred = infer_schema(raw.table, raw.source_headers)
-    if schema is None or [c.source_name or c.name for c in schema] != [
-        c.source_name or c.name for c in inferred
-    ]:
-        schema = inferred
-    typed, failures = cast_table(raw.table, schema)
+    headers = [c.source_name or c.name for c in infer_schema(raw.table[:0], raw.source_headers)]
+    if schema is not None and [c.source_name or c.name for c in schema] == headers:
+        typed, failures = cast_table(raw.table, schema)  # the provider's corrected dictionary
+    else:
+        schema, typed = infer_and_cast(raw.table, raw.source_headers)  # one pass: no failures by construction
+        failures = {}
     report = validate(raw, schema, failures)
     data_key = f"data/{resource_id}/{number}.parquet"
     with tempfile.TemporaryDirectory(dir=store.path("tmp").parent) as tmp:

@@ -28,15 +28,14 @@ def validate(raw: RawTable, schema: list[Column], cast_failures: dict[str, list[
 
     Fatal: an empty file, no data rows, blank or duplicate headers, rows with more cells than
     the header, cells that do not fit their column's type. Warnings: rows with missing cells,
-    blank rows (dropped), very long column names, and the reader's own notes (title rows
-    skipped, merged header cells combined …).
+    blank rows (dropped), very long column names. (The reader's own notes — title rows
+    skipped, merged header cells combined — stay in `raw.warnings`.)
     """
     problems = _shape_problems(raw)
     if raw.table.num_columns:
         problems += _header_problems(raw, schema)
         problems += _row_problems(raw)
         problems += _type_problems(raw, schema, cast_failures)
-    problems += [Problem(code="read_notice", message=note, fatal=False) for note in raw.warnings]
     return ValidationReport(row_count=raw.table.num_rows, problems=problems)
 
 
