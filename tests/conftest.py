@@ -94,6 +94,8 @@ def _empty_database(platform: Platform) -> Iterator[None]:
             for name in [*tables, "search_fts"]:
                 conn.execute(text(f"DELETE FROM {name}"))
         else:
+            # A session a test left open would block TRUNCATE forever: fail fast and say so instead.
+            conn.execute(text("SET LOCAL lock_timeout = '20s'"))
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     with platform.db.session() as db:
         ensure_default_taxonomies(db)

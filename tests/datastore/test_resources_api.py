@@ -33,6 +33,13 @@ def setup(factory: Factory) -> dict[str, Any]:
     }
 
 
+def rows(platform: Platform, statement: Any) -> list[Any]:
+    """Read in a session that is closed at once: an open one would block the next test's TRUNCATE
+    on PostgreSQL."""
+    with platform.db.session() as db:
+        return list(db.scalars(statement))
+
+
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
@@ -87,7 +94,7 @@ def test_an_update_is_a_new_version_and_the_old_one_stays(
     body = client.get(f"/api/v1/resources/{rid}").json()
     assert [(v["number"], v["row_count"]) for v in body["versions"]] == [(1, 2), (2, 3)]
     assert body["published_version"] == 2
-    paths = {v.data_key for v in platform.db.sessionmaker().scalars(select(ResourceVersion))}
+    paths = set(rows(platform, select(ResourceVersion.data_key)))
     assert len(paths) == 2 and all(platform.store.exists(p) for p in paths)
 
 
@@ -164,17 +171,16 @@ def test_oversized_upload_is_refused_and_nothing_is_kept(
     message = response.json()["error"]["message"]
     assert "上限" in message or "过大" in message
     assert not list(platform.settings.files_dir.glob("staging/*"))
-    assert platform.db.sessionmaker().scalar(select(ResourceVersion.id)) is None
+    assert rows(platform, select(ResourceVersion.id)) == []
 
 
 def test_every_step_is_audited(client: TestClient, platform: Platform, setup: dict) -> None:
     rid = upload(client, setup["pub_key"], setup["entry"], GBK_CSV, "a.csv").json()["id"]
     platform.jobs.drain()
     client.post(f"/api/v1/resources/{rid}/versions/1/publish", headers=auth(setup["pub_key"]))
-    actions = list(
-        platform.db.sessionmaker().scalars(
-            select(AuditRecord.action).where(AuditRecord.target_type == "resource").order_by(AuditRecord.id)
-        )
+    actions = rows(
+        platform,
+        select(AuditRecord.action).where(AuditRecord.target_type == "resource").order_by(AuditRecord.id),
     )
     assert actions == [
         "data:resource:created",
