@@ -28,7 +28,7 @@ from kaifang.datastore.export import (
 )
 from kaifang.datastore.models import Resource, ResourceKind, ResourceVersion, VersionStatus
 from kaifang.datastore.query import DataQuery, QueryEngine, parse_query
-from kaifang.datastore.upload import schedule, stage_upload
+from kaifang.datastore.upload import receive_resource, receive_version, schedule
 from kaifang.errors import InvalidInput, NotAuthenticated
 from kaifang.web.security import DB, CurrentActor, RowId
 
@@ -124,19 +124,7 @@ async def create_resource(request: Request, entry_id: RowId, db: DB, actor: Curr
     """multipart：file（必填）、name、description、sheet（工作表名）、change_note。文件在后台读取，
     用 GET /api/v1/resources/{id} 查看处理状态、数据字典和校验报告。"""
     require_login(actor)
-    upload, fields = await stage_upload(request)
-    resource, version = service.add_resource(
-        db,
-        actor,
-        entry_id,
-        upload,
-        name=fields.get("name", ""),
-        description=fields.get("description", ""),
-        sheet=fields.get("sheet"),
-        change_note=fields.get("change_note", ""),
-    )
-    db.commit()  # the job reads the version in its own transaction
-    schedule(request, version)
+    resource, _version = await receive_resource(request, db, actor, entry_id)
     return resource_out(actor, resource, service.entry_for_resource(db, resource))
 
 
@@ -149,12 +137,7 @@ async def create_resource(request: Request, entry_id: RowId, db: DB, actor: Curr
 async def create_version(request: Request, resource_id: RowId, db: DB, actor: CurrentActor) -> ResourceOut:
     """更新数据即上传新版本；已发布的版本保持不变并可继续下载。"""
     require_login(actor)
-    upload, fields = await stage_upload(request)
-    version = service.add_version(
-        db, actor, resource_id, upload, sheet=fields.get("sheet"), change_note=fields.get("change_note", "")
-    )
-    db.commit()
-    schedule(request, version)
+    await receive_version(request, db, actor, resource_id)
     resource, entry = service.get_resource(db, actor, resource_id)
     return resource_out(actor, resource, entry)
 

@@ -132,6 +132,11 @@ def can_upload(actor: Actor, entry: Entry) -> bool:
     return actor.has_org_role(entry.provider_id, OrgRole.publisher) and entry.status != EntryStatus.retired
 
 
+def check_upload(db: Session, actor: Actor, entry_id: int) -> None:
+    """Refuse an upload before its body is read: only the entry's publishers, never to a retired entry."""
+    _writable_entry(db, actor, entry_id)
+
+
 def _writable_entry(db: Session, actor: Actor, entry_id: int) -> Entry:
     entry = catalog.get_entry(db, actor, entry_id)
     require_org_role(actor, entry.provider_id, OrgRole.publisher)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 from fastapi import Request
+from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
+from kaifang.accounts.permissions import Actor
 from kaifang.datastore import service
-from kaifang.datastore.models import ResourceVersion
+from kaifang.datastore.models import Resource, ResourceVersion
 from kaifang.datastore.storage import TooLarge
 from kaifang.errors import InvalidInput
 
@@ -43,3 +46,54 @@ async def stage_upload(request: Request) -> tuple[service.Upload, dict[str, str]
 def schedule(request: Request, version: ResourceVersion) -> None:
     kf = request.app.state.kf
     kf.jobs.submit(service.process_version, kf.db, kf.store, version.id)
+
+
+async def receive_resource(
+    request: Request, db: Session, actor: Actor, entry_id: int
+) -> tuple[Resource, ResourceVersion]:
+    """A new resource from a multipart upload: checked before the body is read, staged, recorded,
+    committed and handed to the reading job. A refused upload keeps nothing."""
+    service.check_upload(db, actor, entry_id)
+    upload, fields = await stage_upload(request)
+    with _discard_on_error(request, upload):
+        resource, version = service.add_resource(
+            db,
+            actor,
+            entry_id,
+            upload,
+            name=fields.get("name", ""),
+            description=fields.get("description", ""),
+            sheet=fields.get("sheet"),
+            change_note=fields.get("change_note", ""),
+        )
+        db.commit()  # the job reads the version in its own transaction
+    schedule(request, version)
+    return resource, version
+
+
+async def receive_version(request: Request, db: Session, actor: Actor, resource_id: int) -> ResourceVersion:
+    """A new version of a resource from a multipart upload, as `receive_resource`."""
+    _resource, entry = service.get_resource(db, actor, resource_id)
+    service.check_upload(db, actor, entry.id)
+    upload, fields = await stage_upload(request)
+    with _discard_on_error(request, upload):
+        version = service.add_version(
+            db,
+            actor,
+            resource_id,
+            upload,
+            sheet=fields.get("sheet"),
+            change_note=fields.get("change_note", ""),
+        )
+        db.commit()
+    schedule(request, version)
+    return version
+
+
+@contextmanager
+def _discard_on_error(request: Request, upload: service.Upload) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        request.app.state.kf.store.delete(upload.staged_key)
+        raise

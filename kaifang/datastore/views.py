@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from kaifang.accounts.permissions import Actor, require, require_login
 from kaifang.datastore import service
 from kaifang.datastore.types import ColumnType
-from kaifang.datastore.upload import schedule, stage_upload
+from kaifang.datastore.upload import receive_resource, receive_version, schedule
 from kaifang.errors import ServiceError
 from kaifang.web.forms import form_text
 from kaifang.web.security import DB, CurrentActor, RowId
@@ -49,12 +49,7 @@ def _page(
 async def upload_resource(request: Request, entry_id: RowId, db: DB, actor: CurrentActor) -> Response:
     """Stage the file, create the resource and its first version, read it in the background."""
     require_login(actor)
-    upload, fields = await stage_upload(request)
-    resource, version = service.add_resource(
-        db, actor, entry_id, upload, name=fields.get("name", ""), sheet=fields.get("sheet")
-    )
-    db.commit()
-    schedule(request, version)
+    resource, _version = await receive_resource(request, db, actor, entry_id)
     settings = request.app.state.kf.settings
     return redirect(f"/workspace/resources/{resource.id}", settings, "已上传，正在读取文件", "info")
 
@@ -74,12 +69,7 @@ def resource_status(request: Request, resource_id: RowId, db: DB, actor: Current
 @router.post("/workspace/resources/{resource_id}/versions")
 async def upload_version(request: Request, resource_id: RowId, db: DB, actor: CurrentActor) -> Response:
     require_login(actor)
-    upload, fields = await stage_upload(request)
-    version = service.add_version(
-        db, actor, resource_id, upload, sheet=fields.get("sheet"), change_note=fields.get("change_note", "")
-    )
-    db.commit()
-    schedule(request, version)
+    version = await receive_version(request, db, actor, resource_id)
     settings = request.app.state.kf.settings
     return redirect(
         f"/workspace/resources/{resource_id}", settings, f"已上传第 {version.number} 版，正在读取", "info"
