@@ -382,6 +382,23 @@ def test_entries_list_filters_and_history(
     assert "已确认" in history.text and "已发布" in history.text
 
 
+def test_entries_list_pages_through_everything(
+    operator: TestClient, factory: Factory, org: Organisation, pub: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kaifang.web import admin_views
+
+    monkeypatch.setattr(admin_views, "ENTRY_LIMIT", 2)
+    for title in ("甲目录", "乙目录", "丙目录"):
+        factory.entry(pub, org, status="draft", title=title)
+    first, second = operator.get("/admin/entries").text, operator.get("/admin/entries?page=2").text
+    assert "共 3 条" in first and "page=2" in first
+    shown = [t for t in ("甲目录", "乙目录", "丙目录") if t in first] + [
+        t for t in ("甲目录", "乙目录", "丙目录") if t in second
+    ]
+    assert sorted(shown) == sorted(["甲目录", "乙目录", "丙目录"])  # each once, across the two pages
+    assert operator.get("/admin/entries?page=0").status_code == 422
+
+
 @pytest.mark.parametrize(
     "url",
     ["/admin/entries/99999999999/history", "/admin/users/0", "/admin/orgs/abc", "/admin/entries?provider=x"],

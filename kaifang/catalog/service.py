@@ -435,17 +435,25 @@ def provider_entries(db: Session, actor: Actor, provider_id: int, status: str | 
 
 
 def all_entries(
-    db: Session, actor: Actor, status: str | None = None, provider_id: int | None = None, limit: int = 500
-) -> list[Entry]:
-    """Every entry in every state (operator and regulator)."""
+    db: Session,
+    actor: Actor,
+    status: str | None = None,
+    provider_id: int | None = None,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[Entry], int]:
+    """One page of every entry in every state, newest change first, and the total (supervisors)."""
     require_login(actor)
     require(actor.is_supervisor, "仅运营和主管部门可查看全部目录")
-    query = select(Entry).options(joinedload(Entry.provider)).order_by(Entry.updated_at.desc()).limit(limit)
+    query = select(Entry)
     if status:
         query = query.where(Entry.status == status)
     if provider_id:
         query = query.where(Entry.provider_id == provider_id)
-    return list(db.scalars(query))
+    total = db.scalar(query.with_only_columns(func.count()).select_from(Entry)) or 0
+    page = query.options(joinedload(Entry.provider)).order_by(Entry.updated_at.desc(), Entry.id.desc())
+    return list(db.scalars(page.offset(offset).limit(limit))), total
 
 
 def entry_counts(db: Session, actor: Actor) -> tuple[dict[str, int], int]:

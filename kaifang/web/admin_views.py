@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -32,7 +33,7 @@ router = APIRouter(include_in_schema=False)
 
 StatusQuery = Annotated[str, Query(max_length=20)]
 SORT_RANGE = range(-99_999, 100_000)
-ENTRY_LIMIT = 500
+ENTRY_LIMIT = 100  # entries per page of /admin/entries
 
 
 def _settings(request: Request) -> Settings:
@@ -478,13 +479,34 @@ class EntryFilter:
 
 @router.get("/admin/entries")
 def entries(
-    request: Request, db: DB, actor: CurrentActor, status: StatusQuery = "", provider: OrgQuery = None
+    request: Request,
+    db: DB,
+    actor: CurrentActor,
+    status: StatusQuery = "",
+    provider: OrgQuery = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
-    """Every entry in every state, filtered by state and provider, newest change first."""
+    """Every entry in every state, filtered by state and provider, newest change first, in pages."""
     status = status if status in set(EntryStatus) else ""
-    found = service.all_entries(db, actor, status or None, provider, limit=ENTRY_LIMIT)
+    found, total = service.all_entries(
+        db, actor, status or None, provider, limit=ENTRY_LIMIT, offset=(page - 1) * ENTRY_LIMIT
+    )
     filters = EntryFilter(status, provider, orgs.list_orgs(db, include_inactive=True))
-    context = {"entries": found, "filters": filters, "limit": ENTRY_LIMIT, "section": "entries"}
+    pages = max(1, -(-total // ENTRY_LIMIT))
+    query = {k: v for k, v in (("status", status), ("provider", provider)) if v}
+
+    def page_url(number: int) -> str:
+        return "/admin/entries?" + urlencode({**query, "page": number})
+
+    context = {
+        "entries": found,
+        "total": total,
+        "page": page,
+        "pages": pages,
+        "page_url": page_url,
+        "filters": filters,
+        "section": "entries",
+    }
     return render(request, "admin/entries.html", context)
 
 
