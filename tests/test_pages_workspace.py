@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from kaifang.accounts.models import Membership, Organisation
-from kaifang.catalog.models import CATALOG_FIELDS, Entry
+from kaifang.catalog.models import CATALOG_FIELDS, Entry, TaxonomyTerm
 from tests.conftest import Factory, csrf_token, login
 
 FULL_FORM: dict[str, Any] = {
@@ -380,3 +380,33 @@ def test_supervisors_see_the_entry_page_read_only(
     assert page.status_code == 200
     assert 'class="form-lock" disabled' in page.text and "完整流转记录" in page.text
     assert post(client, f"/workspace/entries/{entry_id}", FULL_FORM).status_code == 403
+
+
+def test_a_deactivated_term_does_not_force_reclassification(
+    client: TestClient, factory: Factory, db: Session
+) -> None:
+    org = factory.org("jtw", "海河市交通运输委员会")
+    pub = factory.user("pub", org=org, roles=("publisher",))
+    entry_id = factory.entry(pub, org, status="draft", theme="jtys")
+    term = db.query(TaxonomyTerm).filter_by(kind="theme", code="jtys").one()
+    term.is_active = False
+    db.commit()
+    login(client, "pub")
+    page = client.get(f"/workspace/entries/{entry_id}").text
+    assert "（已停用）" in page  # still offered for this entry, marked as deactivated
+    response = client.patch(
+        f"/api/v1/datasets/{entry_id}",
+        json={"summary": "更新后的摘要"},
+        headers={"X-CSRF-Token": csrf_token(client)},
+    )
+    assert response.status_code == 200, response.text
+    db.expire_all()
+    entry = db.get(Entry, entry_id)
+    assert entry is not None and entry.theme == "jtys"
+    # A new entry cannot choose the deactivated term.
+    refused = client.post(
+        "/api/v1/datasets",
+        json={"title": "新目录", "theme": "jtys", "provider": "jtw"},
+        headers={"X-CSRF-Token": csrf_token(client)},
+    )
+    assert refused.status_code == 422

@@ -102,8 +102,12 @@ def _term_codes(db: Session, kind: TaxonomyKind) -> set[str]:
     )
 
 
-def clean_fields(db: Session, data: dict[str, Any]) -> dict[str, Any]:
-    """Types and vocabularies of the given catalog fields; unknown keys are refused."""
+def clean_fields(db: Session, data: dict[str, Any], current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Types and vocabularies of the given catalog fields; unknown keys are refused.
+
+    A term the regulator has since deactivated stays acceptable for an entry that already uses it
+    (`current`), so saving an unrelated change does not force a reclassification.
+    """
     unknown = set(data) - set(CATALOG_FIELDS)
     if unknown:
         raise InvalidInput("包含无法识别的字段：" + "、".join(sorted(unknown)))
@@ -129,6 +133,9 @@ def clean_fields(db: Session, data: dict[str, Any]) -> dict[str, Any]:
         "industry": _term_codes(db, TaxonomyKind.industry),
         "grade": _term_codes(db, TaxonomyKind.grade),
     }
+    for key in ("theme", "industry", "grade"):
+        if current and current.get(key):
+            vocab[key].add(current[key])
     for key, allowed in vocab.items():
         if clean.get(key) and clean[key] not in allowed:
             errors[key] = "不在可选范围内"
@@ -237,7 +244,7 @@ def _entry_for_publisher(db: Session, actor: Actor, entry_id: int) -> Entry:
 def edit_entry(db: Session, actor: Actor, entry_id: int, data: dict[str, Any]) -> Entry:
     """Edit the catalog fields. A published entry keeps its live fields; the edit becomes a pending change."""
     entry = _entry_for_publisher(db, actor, entry_id)
-    changes = clean_fields(db, data)
+    changes = clean_fields(db, data, proposed_fields(entry))
     if "title" in changes and not changes["title"]:
         raise InvalidInput("数据集名称不能为空", fields={"title": "请填写数据集名称"})
     if entry.status == EntryStatus.submitted or entry.pending_status == EntryStatus.submitted:

@@ -78,14 +78,23 @@ def form_values(fields: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _choices(db: Session) -> dict[str, Any]:
-    def terms(kind: str, with_code: bool) -> list[tuple[str, str]]:
-        return [(t.code, f"{t.code} {t.name}" if with_code else t.name) for t in service.list_terms(db, kind)]
+def _choices(db: Session, current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The form's options; a term deactivated since the entry used it stays offered, marked so."""
+
+    def terms(kind: str, field: str, with_code: bool) -> list[tuple[str, str]]:
+        options = [
+            (t.code, f"{t.code} {t.name}" if with_code else t.name) for t in service.list_terms(db, kind)
+        ]
+        code = (current or {}).get(field)
+        if code and code not in {value for value, _label in options}:
+            name = service.term_names(db).get((kind, code), code)
+            options.append((code, f"{name}（已停用）"))
+        return options
 
     return {
-        "themes": terms("theme", False),
-        "industries": terms("industry", True),
-        "grades": terms("grade", False),
+        "themes": terms("theme", "theme", False),
+        "industries": terms("industry", "industry", True),
+        "grades": terms("grade", "grade", False),
         "frequencies": list(FREQUENCY_LABELS.items()),
         "access_methods": list(ACCESS_METHOD_LABELS.items()),
         "formats": [(f, f) for f in FORMATS],
@@ -238,7 +247,7 @@ def _render_edit(
         "actions": entry_actions(actor, entry),
         "changes": pending_changes(entry, names),
         "history": history,
-        "choices": _choices(db),
+        "choices": _choices(db, service.proposed_fields(entry)),
         "form_action": f"/workspace/entries/{entry.id}",
         "resources": datastore.entry_resources(db, actor, entry),
         "can_upload": datastore.can_upload(actor, entry),
