@@ -34,21 +34,15 @@ from kaifang.catalog.models import (
 from kaifang.datastore import service as datastore
 from kaifang.db import MAX_ID
 from kaifang.errors import Conflict, InvalidInput, PermissionDenied, ServiceError
-from kaifang.settings import Settings
 from kaifang.web.forms import form_text
 from kaifang.web.security import DB, CurrentActor, RowId
-from kaifang.web.templating import redirect, render
+from kaifang.web.templating import redirect, render, settings_of
 
 router = APIRouter(include_in_schema=False)
 
 OrgQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 # --- forms ----------------------------------------------------------------------------------------
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.kf.settings
-    return settings
 
 
 def entry_form_data(form: FormData) -> dict[str, Any]:
@@ -219,7 +213,7 @@ async def create_entry(request: Request, db: DB, actor: CurrentActor, org: OrgQu
         db.rollback()
         return _render_new(request, db, selected, form_values(data), exc)
     message = "目录草稿已保存。信息填写完整后，请点击“提交确认”。"
-    return redirect(f"/workspace/entries/{entry.id}", _settings(request), message)
+    return redirect(f"/workspace/entries/{entry.id}", settings_of(request), message)
 
 
 def _render_edit(
@@ -276,11 +270,11 @@ async def save_entry(request: Request, db: DB, actor: CurrentActor, entry_id: Ro
         return _render_edit(request, db, actor, entry, values=form_values(data), error=exc)
     except Conflict as exc:
         db.rollback()
-        return redirect(url, _settings(request), exc.message, "error")
+        return redirect(url, settings_of(request), exc.message, "error")
     message = "已保存"
     if entry.status == EntryStatus.published:
         message = "修改已保存。修改经提交确认并发布后才对公众生效，在此之前公众看到的仍是已发布的版本。"
-    return redirect(url, _settings(request), message)
+    return redirect(url, settings_of(request), message)
 
 
 def _discard(db: Session, actor: Actor, entry_id: int, _comment: str) -> Entry:
@@ -308,8 +302,8 @@ async def _workflow(request: Request, db: Session, actor: Actor, entry_id: int, 
         return _render_edit(request, db, actor, entry, error=exc, failed=action)
     except Conflict as exc:
         db.rollback()
-        return redirect(url, _settings(request), exc.message, "error")
-    return redirect(url, _settings(request), done)
+        return redirect(url, settings_of(request), exc.message, "error")
+    return redirect(url, settings_of(request), done)
 
 
 @router.post("/workspace/entries/{entry_id}/submit")

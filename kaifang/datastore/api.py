@@ -33,7 +33,6 @@ from kaifang.errors import InvalidInput, NotAuthenticated
 from kaifang.web.security import DB, CurrentActor, RowId
 
 router = APIRouter(prefix="/api/v1", tags=["数据资源"])
-CHUNK = 1 << 20
 
 
 class VersionOut(BaseModel):
@@ -125,7 +124,7 @@ async def create_resource(request: Request, entry_id: RowId, db: DB, actor: Curr
     用 GET /api/v1/resources/{id} 查看处理状态、数据字典和校验报告。"""
     require_login(actor)
     resource, _version = await receive_resource(request, db, actor, entry_id)
-    return resource_out(actor, resource, service.entry_for_resource(db, resource))
+    return resource_out(actor, resource, service.get_resource(db, actor, resource.id)[1])
 
 
 @router.post(
@@ -204,16 +203,6 @@ def _file_response(request: Request, version: ResourceVersion) -> Response:
         media_type=version.media_type,
         headers={"Content-Disposition": content_disposition(version.source_filename)},
     )
-
-
-def _iter(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    yield from chunks
-
-
-def json_default(value: Any) -> Any:
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    raise TypeError(type(value))
 
 
 VersionParam = Annotated[int | None, Query(ge=1, le=100_000, description="版本号，默认最新发布版本")]

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from kaifang.accounts.models import OrgRole
 from kaifang.accounts.permissions import SYSTEM, Actor, require_org_role
@@ -25,14 +25,17 @@ from kaifang.audit.service import record
 from kaifang.audit.tags import Tag
 from kaifang.catalog import service as catalog
 from kaifang.catalog.models import Entry, EntryStatus, OpenType
+from kaifang.datastore.infer import cast_table, infer_and_cast, infer_schema
 from kaifang.datastore.models import Resource, ResourceKind, ResourceVersion, VersionStatus
+from kaifang.datastore.query import ROW
+from kaifang.datastore.reader import is_tabular, read_table
 from kaifang.datastore.storage import FileStore
 from kaifang.datastore.types import Column, ColumnType
-from kaifang.db import Database, utcnow
+from kaifang.datastore.validate import validate
+from kaifang.db import MAX_ID, Database, utcnow
 from kaifang.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
 log = logging.getLogger("kaifang.datastore")
-ROW_COLUMN = "_row"  # stable row order: the tiebreaker of every sort and of keyset cursors
 MAX_NAME = 200
 
 
@@ -61,7 +64,7 @@ def _refusal(entry: Entry) -> str:
 
 def get_resource(db: Session, actor: Actor, resource_id: int) -> tuple[Resource, Entry]:
     """A resource whose entry the actor may see in the catalog."""
-    resource = db.get(Resource, resource_id) if 0 < resource_id < 2**31 else None
+    resource = db.get(Resource, resource_id) if 0 < resource_id <= MAX_ID else None
     if resource is None:
         raise NotFound("未找到该数据资源")
     entry = catalog.get_entry(db, actor, resource.entry_id)
@@ -157,8 +160,6 @@ def add_resource(
     change_note: str = "",
 ) -> tuple[Resource, ResourceVersion]:
     """A publisher attaches a new resource to an entry with its first version (read in the background)."""
-    from kaifang.datastore.reader import is_tabular
-
     _writable_entry(db, actor, entry_id)
     filename = _clean_filename(upload.filename)
     name = (name or Path(filename).stem).strip()[:MAX_NAME]
@@ -306,10 +307,7 @@ def _read_table(
     resource_id: int,
     number: int,
 ) -> dict[str, Any]:
-    from kaifang.datastore.infer import cast_table, infer_and_cast, infer_schema
-    from kaifang.datastore.validate import validate
-
-    raw = read_raw(source, filename, sheet)
+    raw = read_table(source, filename=filename, sheet=sheet)
     headers = [c.source_name or c.name for c in infer_schema(raw.table[:0], raw.source_headers)]
     if schema is not None and [c.source_name or c.name for c in schema] == headers:
         typed, failures = cast_table(raw.table, schema)  # the provider's corrected dictionary
@@ -323,11 +321,11 @@ def _read_table(
         rows = pa.array(range(typed.num_rows), type=pa.int64())
         # _row is 0..n-1: delta encoding stores it in a few bytes per row group, not megabytes.
         pq.write_table(
-            typed.add_column(0, ROW_COLUMN, rows),
+            typed.add_column(0, ROW, rows),
             out,
             compression="zstd",
             use_dictionary=typed.column_names,
-            column_encoding={ROW_COLUMN: "DELTA_BINARY_PACKED"},
+            column_encoding={ROW: "DELTA_BINARY_PACKED"},
         )
         size, digest = store.put_file(data_key, out)
     reading = {
@@ -348,12 +346,6 @@ def _read_table(
         "sheet": raw.sheet,
         "report": {**report.to_dict(), "reading": reading},
     }
-
-
-def read_raw(source: Path, filename: str, sheet: str | None) -> Any:
-    from kaifang.datastore.reader import read_table
-
-    return read_table(source, filename=filename, sheet=sheet)
 
 
 def _store_file(
@@ -412,7 +404,7 @@ def update_schema(
     fixed: list[Column] = []
     for i, (col, old) in enumerate(zip(columns, current, strict=True), 1):
         name = str(col.get("name") or "").strip()
-        if not name or len(name) > 64 or name == ROW_COLUMN:
+        if not name or len(name) > 64 or name == ROW:
             errors[f"columns.{i}.name"] = "列名不能为空，且不超过 64 个字符"
         try:
             col_type = ColumnType(str(col.get("type") or old.type))
@@ -481,9 +473,3 @@ def discard_version(db: Session, actor: Actor, resource_id: int, number: int) ->
         db, actor, Tag.data_version_discarded, "resource", resource_id, summary={"after": {"version": number}}
     )
     return version
-
-
-def entry_for_resource(db: Session, resource: Resource) -> Entry:
-    return db.scalars(
-        select(Entry).where(Entry.id == resource.entry_id).options(joinedload(Entry.provider))
-    ).one()

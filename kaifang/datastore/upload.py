@@ -13,10 +13,8 @@ from starlette.datastructures import UploadFile
 from kaifang.accounts.permissions import Actor
 from kaifang.datastore import service
 from kaifang.datastore.models import Resource, ResourceVersion
-from kaifang.datastore.storage import TooLarge
+from kaifang.datastore.storage import CHUNK, TooLarge
 from kaifang.errors import InvalidInput
-
-CHUNK = 1 << 20
 
 
 async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:

@@ -24,21 +24,15 @@ from kaifang.catalog.display import FieldChange, entry_details, history_rows, pe
 from kaifang.catalog.models import Entry, EntryStatus, TaxonomyKind
 from kaifang.catalog.workspace_views import OrgQuery
 from kaifang.errors import Conflict, InvalidInput, ServiceError
-from kaifang.settings import Settings
 from kaifang.web.forms import form_text
 from kaifang.web.security import DB, CurrentActor, RowId
-from kaifang.web.templating import redirect, render
+from kaifang.web.templating import redirect, render, settings_of
 
 router = APIRouter(include_in_schema=False)
 
 StatusQuery = Annotated[str, Query(max_length=20)]
 SORT_RANGE = range(-99_999, 100_000)
 ENTRY_LIMIT = 100  # entries per page of /admin/entries
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.kf.settings
-    return settings
 
 
 def _supervisor(actor: Actor) -> None:
@@ -136,9 +130,9 @@ async def confirm_entry(request: Request, db: DB, actor: CurrentActor, entry_id:
         entry = service.confirm_entry(db, actor, entry_id, comment)
     except Conflict as exc:
         db.rollback()
-        return redirect("/admin/confirmations", _settings(request), exc.message, "error")
+        return redirect("/admin/confirmations", settings_of(request), exc.message, "error")
     message = f"已确认《{entry.title}》，提供单位现在可以发布。"
-    return redirect("/admin/confirmations", _settings(request), message)
+    return redirect("/admin/confirmations", settings_of(request), message)
 
 
 @router.post("/admin/entries/{entry_id}/return")
@@ -153,9 +147,9 @@ async def return_entry(request: Request, db: DB, actor: CurrentActor, entry_id: 
         return _render_queue(request, db, actor, failed, status=422)
     except Conflict as exc:
         db.rollback()
-        return redirect("/admin/confirmations", _settings(request), exc.message, "error")
+        return redirect("/admin/confirmations", settings_of(request), exc.message, "error")
     return redirect(
-        "/admin/confirmations", _settings(request), f"已退回《{entry.title}》，退回理由已告知提供单位。"
+        "/admin/confirmations", settings_of(request), f"已退回《{entry.title}》，退回理由已告知提供单位。"
     )
 
 
@@ -262,7 +256,7 @@ async def save_term(request: Request, db: DB, actor: CurrentActor) -> Response:
         db.rollback()
         return _render_taxonomies(request, db, actor, posted=posted, error=exc)
     message = f"已保存“{term.name}”（{term.code}）"
-    return redirect(f"/admin/taxonomies#{term.kind}", _settings(request), message)
+    return redirect(f"/admin/taxonomies#{term.kind}", settings_of(request), message)
 
 
 # --- users (operator) -----------------------------------------------------------------------------
@@ -320,12 +314,12 @@ async def create_user(request: Request, db: DB, actor: CurrentActor) -> Response
     """Create the account; its e-mail counts as verified."""
     form = _user_form(await request.form())
     try:
-        user = orgs.create_user(db, _settings(request), actor, form)
+        user = orgs.create_user(db, settings_of(request), actor, form)
     except InvalidInput as exc:
         db.rollback()
         form.password = ""
         return _render_user_form(request, None, form, exc)
-    return redirect(f"/admin/users/{user.id}", _settings(request), f"已创建用户 {user.username}")
+    return redirect(f"/admin/users/{user.id}", settings_of(request), f"已创建用户 {user.username}")
 
 
 def _user_page(
@@ -360,7 +354,7 @@ async def update_user(request: Request, db: DB, actor: CurrentActor, user_id: Ro
     except InvalidInput as exc:
         db.rollback()
         return _user_page(request, db, actor, user_id, values=form, error=exc)
-    return redirect(f"/admin/users/{user_id}", _settings(request), "用户信息已保存")
+    return redirect(f"/admin/users/{user_id}", settings_of(request), "用户信息已保存")
 
 
 @router.post("/admin/users/{user_id}/active")
@@ -374,7 +368,7 @@ async def set_user_active(request: Request, db: DB, actor: CurrentActor, user_id
         db.rollback()
         return _user_page(request, db, actor, user_id, active_error=exc.message)
     message = f"已启用用户 {user.username}" if active else f"已停用用户 {user.username}，其登录会话已全部结束"
-    return redirect(f"/admin/users/{user_id}", _settings(request), message)
+    return redirect(f"/admin/users/{user_id}", settings_of(request), message)
 
 
 # --- organisations (operator) -------------------------------------------------------------------
@@ -429,7 +423,7 @@ async def create_org(request: Request, db: DB, actor: CurrentActor) -> Response:
         db.rollback()
         return _render_org_form(request, None, form, exc)
     message = f"已创建单位“{org.name}”。请在成员管理中为其添加单位管理员。"
-    return redirect(f"/admin/orgs/{org.id}", _settings(request), message)
+    return redirect(f"/admin/orgs/{org.id}", settings_of(request), message)
 
 
 def _editable_org(db: Session, actor: Actor, org_id: int) -> Organisation:
@@ -454,7 +448,7 @@ async def update_org(request: Request, db: DB, actor: CurrentActor, org_id: RowI
     except InvalidInput as exc:
         db.rollback()
         return _render_org_form(request, _editable_org(db, actor, org_id), form, exc)
-    return redirect(f"/admin/orgs/{org_id}", _settings(request), "单位信息已保存")
+    return redirect(f"/admin/orgs/{org_id}", settings_of(request), "单位信息已保存")
 
 
 @router.post("/admin/orgs/{org_id}/active")
@@ -464,7 +458,7 @@ async def set_org_active(request: Request, db: DB, actor: CurrentActor, org_id: 
     active = form_text(form, "active", 5) == "1"
     org = orgs.set_org_active(db, actor, org_id, active, form_text(form, "comment"))
     message = f"已启用“{org.name}”" if active else f"已停用“{org.name}”"
-    return redirect(f"/admin/orgs/{org_id}", _settings(request), message)
+    return redirect(f"/admin/orgs/{org_id}", settings_of(request), message)
 
 
 # --- every entry and its history (both) ---------------------------------------------------------

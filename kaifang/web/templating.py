@@ -131,6 +131,12 @@ def _read_flash(request: Request, settings: Settings) -> list[tuple[str, str]]:
     return [(str(kind), str(message))]
 
 
+def settings_of(request: Request) -> Settings:
+    """The settings of the app serving the request."""
+    settings: Settings = request.app.state.kf.settings
+    return settings
+
+
 def redirect(
     url: str, settings: Settings | None = None, message: str = "", kind: str = "success"
 ) -> Response:
