@@ -54,5 +54,11 @@ class Locked(ServiceError):
 
 
 class RateLimited(ServiceError):
+    """Too many requests; `retry_after` (seconds) becomes the response's `Retry-After` header."""
+
     status = 429
     code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

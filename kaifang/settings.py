@@ -64,19 +64,25 @@ class Settings(BaseSettings):
     data_max_limit: int = Field(10_000, ge=1, le=1_000_000, description="most rows one data API call returns")
     data_max_offset: int = Field(1_000_000, ge=0, description="deepest offset; deeper pages use the cursor")
     api_daily_quota: int = Field(
-        100_000, ge=0, description="data API and SQL calls one API key may make per day (0: no quota)"
+        100_000,
+        ge=0,
+        description="API calls one API key may make per calendar day, Beijing time (0: no quota)",
     )
     sql_timeout_seconds: float = Field(
         10.0, gt=0, le=600, description="longest a read-only SQL query may run before it is stopped"
     )
     sql_max_rows: int = Field(10_000, ge=1, le=1_000_000, description="most rows one SQL query returns")
-    sql_max_length: int = Field(10_000, ge=100, le=1_000_000, description="longest SQL text accepted, in characters")
+    sql_max_length: int = Field(
+        10_000, ge=100, le=1_000_000, description="longest SQL text accepted, in characters"
+    )
 
     jobs_backend: Literal["inprocess", "redis"] = Field(
         "inprocess",
         description="inprocess: the server runs background jobs itself; redis: `kaifang worker` runs them",
     )
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the job queue (jobs_backend=redis)")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis for the job queue (jobs_backend=redis)"
+    )
 
     site_name: str = Field("海河市公共数据开放平台", description="portal name")
     site_sponsor: str = Field("海河市互联网信息办公室（演示）", description="主办单位")

@@ -18,6 +18,7 @@ from kaifang.accounts import service as accounts
 from kaifang.accounts.models import User, UserType
 from kaifang.accounts.permissions import Actor, require_login
 from kaifang.errors import EmailNotVerified, InvalidInput, Locked, NotFound, PermissionDenied
+from kaifang.ratelimit import rate_label
 from kaifang.settings import Settings
 from kaifang.web.security import DB, SESSION_COOKIE, CurrentActor, client_ip
 from kaifang.web.templating import redirect, render
@@ -316,10 +317,15 @@ def _account_page(
     roles: dict[str, list[str]] = {}
     for membership in sorted(user.memberships, key=lambda ms: (ms.organisation.name, ms.role)):
         roles.setdefault(membership.organisation.name, []).append(membership.role)
+    keys = accounts.list_api_keys(db, actor)
+    settings, limiter = request.app.state.kf.settings, request.app.state.kf.limiter
     context = {
         "user": user,
         "org_roles": roles,
-        "keys": accounts.list_api_keys(db, actor),
+        "keys": keys,
+        "calls_today": {key.id: limiter.used_today(str(key.id)) for key in keys if not key.revoked_at},
+        "rate_limit": rate_label(settings.api_rate_limit),
+        "daily_quota": settings.api_daily_quota,
         "errors": errors or {},
     }
     return render(request, "accounts/account.html", context, status=status)

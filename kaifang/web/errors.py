@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from kaifang.errors import ServiceError
+from kaifang.errors import RateLimited, ServiceError
 
 log = logging.getLogger("kaifang")
 
@@ -83,7 +83,10 @@ def error_response(
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
-        return error_response(request, exc.status, exc.code, exc.message, exc.fields)
+        response = error_response(request, exc.status, exc.code, exc.message, exc.fields)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

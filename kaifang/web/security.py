@@ -7,7 +7,7 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import Depends, Path, Request
@@ -19,6 +19,10 @@ from kaifang.accounts.models import User
 from kaifang.accounts.permissions import Actor
 from kaifang.db import MAX_ID
 from kaifang.errors import NotAuthenticated, RateLimited
+from kaifang.ratelimit import rate_label
+
+if TYPE_CHECKING:
+    from kaifang.app import Platform
 
 SESSION_COOKIE = "kf_session"
 CSRF_COOKIE = "kf_csrf"
@@ -65,6 +69,22 @@ class CurrentUser:
     is_provider_staff: bool
 
 
+def throttle(kf: Platform, bucket: str, who: str) -> None:
+    """The per-minute rate limit for an API key or client IP, and an API key's daily quota."""
+    limit = kf.settings.api_rate_limit
+    if not kf.limiter.hit(limit, bucket, who):
+        wait = kf.limiter.retry_after(limit, bucket, who)
+        raise RateLimited(f"调用过于频繁（上限 {rate_label(limit)}），请 {wait} 秒后再试", retry_after=wait)
+    quota = kf.settings.api_daily_quota
+    if bucket == "key" and quota:
+        over = kf.limiter.hit_daily(quota, who)
+        if over is not None:
+            raise RateLimited(
+                f"该 API 密钥今日调用次数已达上限（每日 {quota} 次），配额于北京时间零点重置",
+                retry_after=over[1],
+            )
+
+
 def get_actor(request: Request, db: DB) -> Actor:
     """Who is calling. A presented API key must be valid: a bad key is refused, not ignored."""
     kf = request.app.state.kf
@@ -76,14 +96,13 @@ def get_actor(request: Request, db: DB) -> Actor:
             raise NotAuthenticated("API 密钥无效、已撤销或所属账号已停用")
         user: User | None = found[0]
         api_key = found[1]
-        if not kf.limiter.hit(kf.settings.api_rate_limit, "key", str(api_key.id)):
-            raise RateLimited("调用过于频繁，请稍后再试")
+        throttle(kf, "key", str(api_key.id))
         actor = accounts.actor_for(db, user, api_key_id=api_key.id, ip=ip)
     else:
         token = request.cookies.get(SESSION_COOKIE)
         user = accounts.resolve_session(db, kf.settings, token) if token else None
-        if request.url.path.startswith("/api/") and not kf.limiter.hit(kf.settings.api_rate_limit, "ip", ip):
-            raise RateLimited("调用过于频繁，请稍后再试")
+        if request.url.path.startswith("/api/"):
+            throttle(kf, "ip", ip)
         actor = accounts.actor_for(db, user, ip=ip)
     request.state.user = user
     request.state.actor = actor

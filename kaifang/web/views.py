@@ -14,6 +14,7 @@ from sqlalchemy import text
 from kaifang.accounts.permissions import Actor
 from kaifang.catalog import search, service
 from kaifang.errors import NotFound
+from kaifang.ratelimit import rate_label
 from kaifang.web.security import DB, CurrentActor
 from kaifang.web.templating import render
 
@@ -177,15 +178,6 @@ def _type_label(schema: dict[str, Any]) -> str:
 def _chinese_only(text_: str) -> str:
     """Route docstrings are written for developers in English; the page shows Chinese text only."""
     return text_ if _CJK.search(text_) else ""
-
-
-def rate_label(limit: str) -> str:
-    """ "600/minute" → "每分钟 600 次"; anything unrecognised is shown as it is."""
-    match = re.fullmatch(r"\s*(\d+)\s*(?:/|per)\s*(second|minute|hour|day)\s*", limit)
-    if not match:
-        return limit
-    unit = {"second": "秒", "minute": "分钟", "hour": "小时", "day": "天"}[match.group(2)]
-    return f"每{unit} {match.group(1)} 次"
 
 
 def _parameters(op: dict[str, Any]) -> list[ApiParameter]:
