@@ -18,7 +18,7 @@ from kaifang.db import Database
 from kaifang.mail import Mailer, make_mailer
 from kaifang.ratelimit import RateLimiter
 from kaifang.settings import Settings, load_settings
-from kaifang.tasks import JobRunner
+from kaifang.tasks import Jobs, make_jobs
 from kaifang.web import errors
 from kaifang.web.security import CSRFMiddleware, SecurityHeadersMiddleware
 from kaifang.web.templating import Site, make_environment
@@ -37,20 +37,21 @@ class Platform:
     templates: jinja2.Environment
     site: Site
     store: FileStore
-    jobs: JobRunner
+    jobs: Jobs
 
 
 def build_platform(settings: Settings) -> Platform:
     db = Database(settings.db_url)
     s = settings
+    store = LocalFileStore(s.files_dir)
     return Platform(
         settings=s,
         db=db,
         mailer=make_mailer(s),
         limiter=RateLimiter(s.ratelimit_storage_url),
         templates=make_environment(s),
-        store=LocalFileStore(s.files_dir),
-        jobs=JobRunner(workers=1),
+        store=store,
+        jobs=make_jobs(s, db, store),
         site=Site(
             s.site_name,
             s.site_sponsor,
@@ -72,16 +73,6 @@ def prepare_database(platform: Platform) -> None:
         ensure_default_taxonomies(session)
 
 
-def resume_jobs(platform: Platform) -> None:
-    """Run again the jobs a crash or a kill interrupted (versions left `processing`)."""
-    from kaifang.datastore import service as datastore
-
-    with platform.db.session() as session:
-        pending = datastore.pending_versions(session)
-    for version_id in pending:
-        platform.jobs.submit(datastore.process_version, platform.db, platform.store, version_id)
-
-
 def create_app(settings: Settings | None = None, *, prepare: bool = True) -> FastAPI:
     from kaifang.accounts import api as accounts_api
     from kaifang.accounts import org_views
@@ -98,7 +89,7 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
     platform = build_platform(settings)
     if prepare:
         prepare_database(platform)
-        resume_jobs(platform)
+        platform.jobs.resume()  # jobs a crash or a kill interrupted
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""`kaifang ...`: serve the platform, load the demo city, migrate, issue API keys."""
+"""`kaifang ...`: serve the platform, load the demo city, migrate, run the job worker, issue API keys."""
 
 from __future__ import annotations
 
@@ -84,6 +84,15 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run background jobs from the Redis queue (KAIFANG_JOBS_BACKEND=redis) until stopped."""
+    from kaifang.tasks import run_worker
+
+    _platform().db.dispose()  # migrated before any job touches the database
+    run_worker(args.workers)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaifang", description="Kaifang 公共数据开放平台")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "--small", action="store_true", help="不载入百万行的大数据资源（测试用，几秒完成）"
             )
     sub.add_parser("migrate", help="升级数据库结构").set_defaults(func=cmd_migrate)
+    worker = sub.add_parser("worker", help="运行后台任务（生产部署：KAIFANG_JOBS_BACKEND=redis）")
+    worker.add_argument("--workers", type=int, default=2, help="并行任务进程数（默认 2）")
+    worker.set_defaults(func=cmd_worker)
     apikey = sub.add_parser("apikey", help="API 密钥").add_subparsers(dest="apikey_command", required=True)
     create = apikey.add_parser("create", help="为用户新建 API 密钥并打印（只显示一次）")
     create.add_argument("username")

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         "inprocess",
         description="inprocess: the server runs background jobs itself; redis: `kaifang worker` runs them",
     )
+    jobs_queue: str = Field("kaifang", description="name of the job queue in Redis (its key prefix)")
+    jobs_lease_seconds: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="a worker renews its hold on a job within this; a dead worker's job restarts after it",
+    )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0", description="Redis for the job queue (jobs_backend=redis)"
     )

@@ -42,8 +42,7 @@ async def stage_upload(request: Request) -> tuple[service.Upload, dict[str, str]
 
 
 def schedule(request: Request, version: ResourceVersion) -> None:
-    kf = request.app.state.kf
-    kf.jobs.submit(service.process_version, kf.db, kf.store, version.id)
+    request.app.state.kf.jobs.process_version(version.id)
 
 
 async def receive_resource(
