@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import jinja2
@@ -13,6 +14,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kaifang import migrate
+from kaifang.audit.chain import SigningKey
+from kaifang.audit.middleware import RequestAuditMiddleware
+from kaifang.audit.writer import AuditWriter
 from kaifang.datastore.storage import FileStore, LocalFileStore
 from kaifang.db import Database
 from kaifang.mail import Mailer, make_mailer
@@ -38,6 +42,7 @@ class Platform:
     site: Site
     store: FileStore
     jobs: Jobs
+    audit: AuditWriter
 
 
 def build_platform(settings: Settings) -> Platform:
@@ -52,6 +57,9 @@ def build_platform(settings: Settings) -> Platform:
         templates=make_environment(s),
         store=store,
         jobs=make_jobs(s, db, store),
+        audit=AuditWriter(
+            db, SigningKey.from_settings(s), checkpoint_every=timedelta(minutes=s.audit_checkpoint_minutes)
+        ),
         site=Site(
             s.site_name,
             s.site_sponsor,
@@ -93,8 +101,10 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        platform.audit.start()
         yield
         platform.jobs.shutdown()  # a clean stop finishes the running job; queued ones resume next start
+        platform.audit.stop()  # writes the request records still buffered
 
     app = FastAPI(
         title="开放平台数据接口 Kaifang API",
@@ -113,6 +123,7 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
     errors.install(app)
     app.add_middleware(CSRFMiddleware, secret=settings.secret_key, reject=errors.csrf_reject)
     app.add_middleware(SecurityHeadersMiddleware, secure_cookies=settings.cookie_secure)
+    app.add_middleware(RequestAuditMiddleware, writer=platform.audit)  # outermost: sees every answer
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     routers = (
         catalog_api,

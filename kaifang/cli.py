@@ -93,6 +93,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Walk the audit hash chain and its signed checkpoints; exit 1 naming the first bad record."""
+    from kaifang.accounts.permissions import SYSTEM
+    from kaifang.audit.chain import SigningKey
+    from kaifang.audit.inspection import verify_chain
+
+    platform = _platform()
+    with platform.db.session() as db:
+        result = verify_chain(db, SYSTEM, SigningKey.from_settings(platform.settings))
+    if result.ok:
+        print(
+            f"审计记录完整：已核验 {result.records} 条链条记录、{result.checkpoints} 个签名检查点"
+            f"（另有 {result.unsealed} 条新记录待封存）"
+        )
+        return 0
+    print(f"审计记录被篡改：{result.problem}", file=sys.stderr)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaifang", description="Kaifang 公共数据开放平台")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "--small", action="store_true", help="不载入百万行的大数据资源（测试用，几秒完成）"
             )
     sub.add_parser("migrate", help="升级数据库结构").set_defaults(func=cmd_migrate)
+    audit = sub.add_parser("audit", help="审计记录").add_subparsers(dest="audit_command", required=True)
+    audit.add_parser("verify", help="核验审计记录的哈希链与签名检查点").set_defaults(func=cmd_audit_verify)
     worker = sub.add_parser("worker", help="运行后台任务（生产部署：KAIFANG_JOBS_BACKEND=redis）")
     worker.add_argument("--workers", type=int, default=2, help="并行任务进程数（默认 2）")
     worker.set_defaults(func=cmd_worker)

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     sql_max_length: int = Field(
         10_000, ge=100, le=1_000_000, description="longest SQL text accepted, in characters"
     )
+    sql_memory_mb: int = Field(
+        512, ge=64, le=1024 * 1024, description="memory one SQL query may use in DuckDB, in MiB"
+    )
 
     jobs_backend: Literal["inprocess", "redis"] = Field(
         "inprocess",
@@ -89,6 +92,17 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0", description="Redis for the job queue (jobs_backend=redis)"
+    )
+
+    audit_signing_key: str = Field(
+        "",
+        description="seed of the Ed25519 key that signs audit checkpoints; empty derives it from the secret key",
+    )
+    audit_checkpoint_minutes: int = Field(
+        10, ge=1, le=24 * 60, description="how often the head of the audit chain is signed"
+    )
+    audit_retention_days: int = Field(
+        3 * 365, ge=180, description="how long audit records stay in the database (at least 180 days)"
     )
 
     site_name: str = Field("海河市公共数据开放平台", description="portal name")

@@ -82,19 +82,27 @@ def test_permission_matrix(client, cast: Cast, db, role: str, action: str, expec
     entry_id = _target(cast, state)
     url = path.format(id=entry_id)
     headers = cast.headers(role)
-    audit_before = db.scalar(select(func.count()).select_from(AuditRecord))
+    audit_before = db.scalar(
+        select(func.count()).select_from(AuditRecord).where(AuditRecord.kind == "change")
+    )
     response = client.request(method, url, json=body, headers=headers)
     if expected == OK:
         assert response.status_code == ok_status, (response.status_code, response.text[:300])
         if action in AFTER:
             assert response.json()["status"] == AFTER[action]
             db.expire_all()
-            assert db.scalar(select(func.count()).select_from(AuditRecord)) == audit_before + 1
+            assert (
+                db.scalar(select(func.count()).select_from(AuditRecord).where(AuditRecord.kind == "change"))
+                == audit_before + 1
+            )
         return
     assert_error(response, int(expected))
     # A refused action changes nothing and records nothing.
     db.expire_all()
-    assert db.scalar(select(func.count()).select_from(AuditRecord)) == audit_before
+    assert (
+        db.scalar(select(func.count()).select_from(AuditRecord).where(AuditRecord.kind == "change"))
+        == audit_before
+    )
     if entry_id is not None and method != "GET":
         assert db.get(Entry, entry_id).status == (state or "").removesuffix("-closed")
 
@@ -192,7 +200,9 @@ def test_every_entry_point_refuses_the_anonymous_actor(platform, cast: Cast) -> 
     with platform.db.session() as db:
         membership_id = db.scalar(select(Membership.id).limit(1))
         key_id = db.scalar(select(ApiKey.id).limit(1)) or 0
-        audit_before = db.scalar(select(func.count()).select_from(AuditRecord))
+        audit_before = db.scalar(
+            select(func.count()).select_from(AuditRecord).where(AuditRecord.kind == "change")
+        )
     world: dict[str, Any] = {
         "db": None,
         "actor": ANONYMOUS,
@@ -234,7 +244,10 @@ def test_every_entry_point_refuses_the_anonymous_actor(platform, cast: Cast) -> 
             session.close()
     assert not unguarded, f"callable without login: {unguarded}"
     with platform.db.session() as db:
-        assert db.scalar(select(func.count()).select_from(AuditRecord)) == audit_before
+        assert (
+            db.scalar(select(func.count()).select_from(AuditRecord).where(AuditRecord.kind == "change"))
+            == audit_before
+        )
         assert db.scalar(select(func.count()).select_from(User)) == len(cast.users)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kaifang.accounts.permissions import Actor
-from kaifang.audit.models import AuditRecord
+from kaifang.audit.models import AuditRecord, RecordKind
 from kaifang.audit.tags import Tag
 
 # Values of these keys never reach the audit table, whatever a caller passes.
@@ -47,6 +48,7 @@ def record(
 ) -> AuditRecord:
     """Append one audit record to the caller's transaction; it commits or rolls back with the change."""
     row = AuditRecord(
+        kind=RecordKind.change,
         actor_id=actor.user_id,
         actor_name=actor.username,
         api_key_id=actor.api_key_id,
@@ -61,12 +63,44 @@ def record(
     return row
 
 
+@dataclass(frozen=True)
+class DataAccess:
+    """What one data access read: the entry, resource and version, the format, the rows."""
+
+    entry_id: int
+    resource_id: int
+    version_id: int
+    data_format: str
+    rows: int | None = None
+    grant_id: int | None = None  # the grant it was read under, when the entry is 有条件开放
+
+
+def record_access(
+    db: Session, actor: Actor, action: Tag, access: DataAccess, *, summary: dict[str, Any] | None = None
+) -> AuditRecord:
+    """Record a data access in the caller's transaction, committed before the data is sent: a
+    download whose record was not written never starts."""
+    row = record(db, actor, action, "resource", access.resource_id, summary=summary)
+    row.kind = RecordKind.access
+    row.entry_id = access.entry_id
+    row.resource_id = access.resource_id
+    row.version_id = access.version_id
+    row.data_format = access.data_format
+    row.rows = access.rows
+    row.grant_id = access.grant_id
+    return row
+
+
 def records_for(db: Session, target_type: str, target_id: object) -> list[AuditRecord]:
     """The recorded state changes of one target, oldest first; callers check permission."""
     return list(
         db.scalars(
             select(AuditRecord)
-            .where(AuditRecord.target_type == target_type, AuditRecord.target_id == str(target_id))
+            .where(
+                AuditRecord.kind == RecordKind.change,
+                AuditRecord.target_type == target_type,
+                AuditRecord.target_id == str(target_id),
+            )
             .order_by(AuditRecord.id)
         )
     )

@@ -43,3 +43,14 @@ class Tag(enum.StrEnum):
     data_version_discarded = "data:version:discarded"
     catalog_taxonomy_created = "catalog:taxonomy:created"
     catalog_taxonomy_updated = "catalog:taxonomy:updated"
+    # data access (kind "access"; one record per preview, download, data API or SQL call)
+    data_access_preview = "data:access:preview"
+    data_access_query = "data:access:query"
+    data_access_download = "data:access:download"
+    data_access_sql = "data:access:sql"
+    # HTTP requests (kind "request")
+    http_request = "http:request"
+    # the audit log itself
+    audit_chain_verified = "audit:chain:verified"
+    audit_records_searched = "audit:records:searched"
+    audit_records_exported = "audit:records:exported"
