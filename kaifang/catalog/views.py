@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
@@ -18,10 +18,12 @@ from kaifang.accounts.permissions import Actor
 from kaifang.catalog import search, service
 from kaifang.catalog.api import facet_filters
 from kaifang.catalog.models import ACCESS_METHOD_LABELS, Entry, EntryStatus, OpenType
+from kaifang.datastore.chart import chart_data
 from kaifang.datastore.display import resource_panels
 from kaifang.datastore.service import can_read_data
-from kaifang.errors import NotFound
-from kaifang.web.security import DB, CurrentActor
+from kaifang.errors import NotFound, RateLimited, ServiceError
+from kaifang.web.errors import error_body
+from kaifang.web.security import DB, CurrentActor, client_ip, throttle
 from kaifang.web.templating import CITY_TZ, render
 
 router = APIRouter(include_in_schema=False)
@@ -191,6 +193,25 @@ def entry_page(request: Request, entry_id: str, db: DB, actor: CurrentActor) -> 
         "base_url": settings.base_url.rstrip("/"),
     }
     return render(request, "catalog/entry.html", context)
+
+
+@router.get("/datasets/{entry_id}/resources/{resource_id}/chart.json")
+def resource_chart(
+    request: Request, entry_id: str, resource_id: str, db: DB, actor: CurrentActor
+) -> Response:
+    """The entry page's chart figures (`type`, `x`, `agg`, `y`), for page visitors without an API
+    key; always JSON, errors included, since only the page's script reads it."""
+    kf = request.app.state.kf
+    try:
+        throttle(kf, "ip", client_ip(request))  # a group-by per call: the same limit as the data API
+        params = {k: request.query_params[k] for k in ("type", "x", "agg", "y") if k in request.query_params}
+        chart = chart_data(db, actor, kf.store, path_id(entry_id), path_id(resource_id), params)
+    except ServiceError as exc:
+        response = JSONResponse(error_body(exc.code, exc.message, exc.fields), status_code=exc.status)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    return JSONResponse(asdict(chart))
 
 
 @dataclass
