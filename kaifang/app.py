@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
     from kaifang.accounts import api as accounts_api
     from kaifang.accounts import org_views
     from kaifang.accounts import views as accounts_views
+    from kaifang.audit import views as audit_views
     from kaifang.catalog import api as catalog_api
     from kaifang.catalog import views as catalog_views
     from kaifang.catalog import workspace_views as workspace
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
         datastore_views,
         org_views,
         admin_views,
+        audit_views,
     )
     for module in routers:
         app.include_router(module.router)

@@ -15,6 +15,7 @@ from kaifang.accounts import orgs
 from kaifang.accounts import service as accounts
 from kaifang.accounts.models import ApiKey, Membership, User
 from kaifang.accounts.permissions import ANONYMOUS
+from kaifang.audit import inspection
 from kaifang.audit.models import AuditRecord
 from kaifang.catalog import service as catalog
 from kaifang.catalog.models import Entry
@@ -136,7 +137,7 @@ PUBLIC_ALLOWLIST = {
     "kaifang.accounts.service.end_session": "logging out needs only the session token the caller holds",
     "kaifang.accounts.service.issue_api_key": "internal helper: create_api_key and the CLI check the caller",
 }
-MODULES = (catalog, orgs, accounts)
+MODULES = (catalog, orgs, accounts, inspection)
 
 
 def _entry_points(module: ModuleType) -> list[tuple[str, Callable[..., Any]]]:
@@ -227,6 +228,7 @@ def test_every_entry_point_refuses_the_anonymous_actor(platform, cast: Cast) -> 
         "old": "Test-password-2026",
         "new": "Other-password-2027",
         "form": _form,
+        "key": platform.audit.key,
     }
     unguarded = []
     for qualname, func_ in ENTRY_POINTS:

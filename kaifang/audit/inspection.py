@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from kaifang.accounts.permissions import SYSTEM, Actor, require
+from kaifang.accounts.permissions import SYSTEM, Actor, require, require_login
 from kaifang.audit import chain
-from kaifang.audit.models import AuditRecord
+from kaifang.audit.models import AuditRecord, RecordKind
 from kaifang.audit.service import record
 from kaifang.audit.tags import Tag
 
@@ -104,6 +104,26 @@ def search_records(
         "audit",
         "records",
         summary={"filters": q.describe(), "total": total},
+    )
+    return rows, total
+
+
+def own_history(
+    db: Session, actor: Actor, *, page: int = 1, page_size: int = 50
+) -> tuple[list[AuditRecord], int]:
+    """The signed-in user's own data accesses, API calls and account events, newest first."""
+    require_login(actor)
+    stmt = select(AuditRecord).where(
+        AuditRecord.actor_id == actor.user_id,
+        or_(
+            AuditRecord.kind == RecordKind.access,
+            and_(AuditRecord.kind == RecordKind.request, AuditRecord.path.startswith("/api/")),
+            AuditRecord.action.startswith("account:"),
+        ),
+    )
+    total = db.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0
+    rows = list(
+        db.scalars(stmt.order_by(AuditRecord.id.desc()).offset((page - 1) * page_size).limit(page_size))
     )
     return rows, total
 

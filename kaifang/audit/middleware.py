@@ -73,16 +73,30 @@ def _values(scope: Scope, at: Any, status: int, sent: int, seconds: float) -> di
         "comment": "",
         "ip": (actor.ip if actor is not None and actor.ip else (client[0] if client else ""))[:64],
         "method": scope["method"][:10],
-        "path": scope["path"][:500],
+        "path": _clean(scope["path"])[:500],
         "route": (getattr(route, "path", "") or "")[:200],
         "status": status,
         "bytes_sent": sent,
         "duration_ms": round(seconds * 1000),
-        "user_agent": headers.get(b"user-agent", b"").decode("latin-1")[:300],
-        "entry_id": None,
-        "resource_id": None,
+        "user_agent": _clean(headers.get(b"user-agent", b"").decode("latin-1"))[:300],
+        "entry_id": _path_id(scope, "entry_id"),  # per-entry statistics count page views by this
+        "resource_id": _path_id(scope, "resource_id"),
         "version_id": None,
         "data_format": "",
         "rows": None,
         "grant_id": None,
     }
+
+
+def _path_id(scope: Scope, name: str) -> int | None:
+    value = (scope.get("path_params") or {}).get(name)
+    try:
+        number = int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return number if number is not None and 0 < number < 2**31 else None
+
+
+def _clean(text: str) -> str:
+    """A hostile path or user agent may hold NUL, which PostgreSQL text refuses: keep it visible."""
+    return text.replace("\x00", "\\x00")

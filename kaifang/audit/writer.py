@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.exc import DataError, IntegrityError
 
 from kaifang.audit import chain
 from kaifang.audit.models import AuditRecord
@@ -79,8 +80,25 @@ class AuditWriter:
                         db.execute(insert(AuditRecord), batch)
                     chain.seal(db)
                     chain.checkpoint(db, self.key, self.checkpoint_every)
-            except Exception:
+            except (DataError, IntegrityError):  # one bad record must not hold the others back
+                return self._one_by_one(batch)
+            except Exception:  # the database is away: keep the batch for the next try
                 with self._lock:
                     self._buffer[:0] = batch
                 raise
             return len(batch)
+
+    def _one_by_one(self, batch: list[dict[str, Any]]) -> int:
+        written = 0
+        for values in batch:
+            try:
+                with self.database.session() as db:
+                    db.execute(insert(AuditRecord), [values])
+                written += 1
+            except (DataError, IntegrityError):
+                log.error(
+                    "audit request record refused by the database: %s %s",
+                    values.get("method"),
+                    values.get("path"),
+                )
+        return written

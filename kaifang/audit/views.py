@@ -1,0 +1,170 @@
+"""审计记录 pages: the operator's and the regulator's search, export and chain verification, and
+every user's own access history. Every inspection is itself recorded (by the service)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Annotated
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from kaifang.accounts.permissions import require_login
+from kaifang.audit import inspection
+from kaifang.audit.models import RecordKind
+from kaifang.audit.tags import Tag
+from kaifang.db import MAX_ID
+from kaifang.errors import InvalidInput
+from kaifang.web.security import DB, CurrentActor
+from kaifang.web.templating import redirect, render
+
+router = APIRouter(include_in_schema=False)
+
+CITY_ZONE = ZoneInfo("Asia/Shanghai")  # dates in the filters are the city's calendar days
+PAGE_SIZE = 50
+KIND_LABELS = {
+    RecordKind.change: "状态变更",
+    RecordKind.access: "数据访问",
+    RecordKind.request: "页面与接口请求",
+}
+ACTION_GROUPS = {
+    "data:access:": "数据访问（全部）",
+    "catalog:": "目录变更（全部）",
+    "data:": "数据资源（全部）",
+    "account:": "账号（全部）",
+    "org:": "单位（全部）",
+    "audit:": "审计查阅与核验（全部）",
+}
+Text = Annotated[str, Query(max_length=64)]
+
+
+def _day(value: str, field: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput("日期格式应为 YYYY-MM-DD", fields={field: "日期格式应为 YYYY-MM-DD"}) from exc
+
+
+def _query(
+    actor_name: str, entry: str, action: str, kind: str, ip: str, since: str, until: str
+) -> inspection.AuditQuery:
+    if entry and not (entry.isdigit() and 0 < int(entry) <= MAX_ID):
+        raise InvalidInput("目录编号应为正整数", fields={"entry": "目录编号应为正整数"})
+    if kind and kind not in KIND_LABELS:
+        raise InvalidInput("记录类别不在可选范围内", fields={"kind": "不在可选范围内"})
+    if action and action not in ACTION_GROUPS and action not in {str(t) for t in Tag}:
+        raise InvalidInput("动作不在可选范围内", fields={"action": "不在可选范围内"})
+    first, last = _day(since, "since"), _day(until, "until")
+    return inspection.AuditQuery(
+        actor=actor_name.strip().lower(),
+        entry_id=int(entry) if entry else None,
+        action=action,
+        kind=kind,
+        ip=ip.strip(),
+        since=datetime.combine(first, time(), CITY_ZONE) if first else None,
+        until=datetime.combine(last + timedelta(days=1), time(), CITY_ZONE) if last else None,
+    )
+
+
+@router.get("/admin/audit")
+def audit_page(
+    request: Request,
+    db: DB,
+    actor: CurrentActor,
+    actor_name: Annotated[str, Query(alias="actor", max_length=64)] = "",
+    entry: Text = "",
+    action: Text = "",
+    kind: Text = "",
+    ip: Text = "",
+    since: Text = "",
+    until: Text = "",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> Response:
+    """审计记录: search by actor, entry, action, time and IP; export; verify the chain."""
+    require_login(actor)
+    inspection.require_inspector(actor)
+    filters = {
+        "actor": actor_name,
+        "entry": entry,
+        "action": action,
+        "kind": kind,
+        "ip": ip,
+        "since": since,
+        "until": until,
+    }
+    q = _query(actor_name, entry, action, kind, ip, since, until)
+    rows, total = inspection.search_records(db, actor, q, page=page, page_size=PAGE_SIZE)
+    query_string = urlencode({k: v for k, v in filters.items() if v})
+    context = {
+        "filters": filters,
+        "rows": rows,
+        "total": total,
+        "page": page,
+        "pages": max(1, -(-total // PAGE_SIZE)),
+        "query_string": query_string,
+        "page_url": lambda n: (
+            "/admin/audit?" + urlencode({**{k: v for k, v in filters.items() if v}, "page": n})
+        ),
+        "kind_labels": KIND_LABELS,
+        "action_groups": ACTION_GROUPS,
+        "tags": sorted(str(t) for t in Tag),
+        "last_check": inspection.last_verification(db, actor),
+    }
+    return render(request, "admin/audit.html", context)
+
+
+@router.get("/admin/audit/export.csv")
+def audit_export(
+    db: DB,
+    actor: CurrentActor,
+    actor_name: Annotated[str, Query(alias="actor", max_length=64)] = "",
+    entry: Text = "",
+    action: Text = "",
+    kind: Text = "",
+    ip: Text = "",
+    since: Text = "",
+    until: Text = "",
+) -> Response:
+    """The search result as CSV (the export is recorded before the first row)."""
+    require_login(actor)
+    chunks = inspection.export_records(db, actor, _query(actor_name, entry, action, kind, ip, since, until))
+    db.commit()
+    stamp = datetime.now(CITY_ZONE).strftime("%Y%m%d-%H%M%S")
+    return StreamingResponse(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.csv"'},
+    )
+
+
+@router.post("/admin/audit/verify")
+def audit_verify(request: Request, db: DB, actor: CurrentActor) -> Response:
+    """Verify the whole chain now; the outcome shows on the audit page."""
+    require_login(actor)
+    kf = request.app.state.kf
+    result = inspection.verify_chain(db, actor, kf.audit.key)
+    if result.ok:
+        message = f"审计记录完整：已核验 {result.records} 条记录、{result.checkpoints} 个签名检查点"
+        return redirect("/admin/audit", kf.settings, message, "success")
+    return redirect("/admin/audit", kf.settings, f"审计记录被篡改：{result.problem}", "error")
+
+
+@router.get("/account/history")
+def my_history(
+    request: Request, db: DB, actor: CurrentActor, page: Annotated[int, Query(ge=1, le=10_000)] = 1
+) -> Response:
+    """我的访问记录: the signed-in user's own data accesses and API calls."""
+    rows, total = inspection.own_history(db, actor, page=page, page_size=PAGE_SIZE)
+    context = {
+        "rows": rows,
+        "total": total,
+        "page": page,
+        "pages": max(1, -(-total // PAGE_SIZE)),
+        "page_url": lambda n: f"/account/history?page={n}",
+        "kind_labels": KIND_LABELS,
+    }
+    return render(request, "accounts/history.html", context)
