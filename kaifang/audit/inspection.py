@@ -18,6 +18,7 @@ from kaifang.audit import chain
 from kaifang.audit.models import AuditRecord, RecordKind
 from kaifang.audit.service import record
 from kaifang.audit.tags import Tag
+from kaifang.db import Database
 
 EXPORT_LIMIT = 1_000_000  # rows in one CSV export; narrow the filters for more
 
@@ -155,27 +156,27 @@ CSV_COLUMNS = (
 )
 
 
-def export_records(db: Session, actor: Actor, q: AuditQuery) -> Iterator[str]:
-    """The matching records as CSV text chunks (UTF-8 with BOM so Excel reads the Chinese header).
-
-    The export is recorded before the first row is produced; the caller commits first."""
+def export_records(db: Session, actor: Actor, q: AuditQuery) -> Select[AuditRecord]:
+    """Record the export and return what to export; the caller commits, then streams `csv_chunks`."""
     require_inspector(actor)
     record(db, actor, Tag.audit_records_exported, "audit", "records", summary={"filters": q.describe()})
-    stmt = _filtered(q).order_by(AuditRecord.id).limit(EXPORT_LIMIT)
-    return _csv(db, stmt)
+    return _filtered(q).order_by(AuditRecord.id).limit(EXPORT_LIMIT)
 
 
-def _csv(db: Session, stmt: Select[AuditRecord]) -> Iterator[str]:
+def csv_chunks(database: Database, stmt: Select[AuditRecord]) -> Iterator[str]:
+    """The records as CSV text (UTF-8 with BOM so Excel reads the Chinese header), read in batches
+    in a session of its own that lives as long as the stream."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([label for _, label in CSV_COLUMNS])
     yield "\ufeff" + buffer.getvalue()
-    for partition in db.scalars(stmt.execution_options(yield_per=2000)).partitions():
-        buffer.seek(0)
-        buffer.truncate()
-        for row in partition:
-            writer.writerow([_cell(getattr(row, name)) for name, _ in CSV_COLUMNS])
-        yield buffer.getvalue()
+    with database.session() as db:
+        for partition in db.scalars(stmt.execution_options(yield_per=2000)).partitions():
+            buffer.seek(0)
+            buffer.truncate()
+            for row in partition:
+                writer.writerow([_cell(getattr(row, name)) for name, _ in CSV_COLUMNS])
+            yield buffer.getvalue()
 
 
 def _cell(value: Any) -> str:

@@ -3,6 +3,7 @@ every user's own access history. Every inspection is itself recorded (by the ser
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
@@ -11,19 +12,21 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
+from kaifang.accounts import orgs
 from kaifang.accounts.permissions import require_login
-from kaifang.audit import inspection
+from kaifang.audit import inspection, stats
 from kaifang.audit.models import RecordKind
 from kaifang.audit.tags import Tag
 from kaifang.db import MAX_ID
 from kaifang.errors import InvalidInput
-from kaifang.web.security import DB, CurrentActor
+from kaifang.web.security import DB, CurrentActor, RowId
 from kaifang.web.templating import redirect, render
 
 router = APIRouter(include_in_schema=False)
 
 CITY_ZONE = ZoneInfo("Asia/Shanghai")  # dates in the filters are the city's calendar days
 PAGE_SIZE = 50
+STAT_LABELS = {"views": "浏览", "downloads": "下载", "api_calls": "接口调用"}
 KIND_LABELS = {
     RecordKind.change: "状态变更",
     RecordKind.access: "数据访问",
@@ -119,6 +122,7 @@ def audit_page(
 
 @router.get("/admin/audit/export.csv")
 def audit_export(
+    request: Request,
     db: DB,
     actor: CurrentActor,
     actor_name: Annotated[str, Query(alias="actor", max_length=64)] = "",
@@ -131,8 +135,9 @@ def audit_export(
 ) -> Response:
     """The search result as CSV (the export is recorded before the first row)."""
     require_login(actor)
-    chunks = inspection.export_records(db, actor, _query(actor_name, entry, action, kind, ip, since, until))
+    stmt = inspection.export_records(db, actor, _query(actor_name, entry, action, kind, ip, since, until))
     db.commit()
+    chunks = inspection.csv_chunks(request.app.state.kf.db, stmt)
     stamp = datetime.now(CITY_ZONE).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
         chunks,
@@ -168,3 +173,29 @@ def my_history(
         "kind_labels": KIND_LABELS,
     }
     return render(request, "accounts/history.html", context)
+
+
+@router.get("/workspace/org/{org_id}/stats")
+def provider_stats_page(
+    request: Request,
+    db: DB,
+    actor: CurrentActor,
+    org_id: RowId,
+    days: Annotated[int, Query(ge=7, le=366)] = 30,
+) -> Response:
+    """访问统计: views, downloads, API calls and distinct users of the organisation's entries."""
+    require_login(actor)
+    figures = stats.provider_stats(db, actor, org_id, days)
+    series = {
+        "days": [d.isoformat() for d in figures.days],
+        "series": [{"name": label, "values": figures.by_day[key]} for key, label in STAT_LABELS.items()],
+    }
+    context = {
+        "org": orgs.get_org(db, org_id),
+        "figures": figures,
+        "days": days,
+        "totals": {key: sum(figures.by_day[key]) for key in STAT_LABELS},
+        "stat_labels": STAT_LABELS,
+        "series_json": json.dumps(series, ensure_ascii=False),
+    }
+    return render(request, "workspace/stats.html", context)
