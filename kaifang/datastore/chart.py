@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from kaifang.accounts.permissions import Actor
+from kaifang.audit.service import DataAccess, record_access
+from kaifang.audit.tags import Tag
 from kaifang.datastore import service
 from kaifang.datastore.engines import engine_for
 from kaifang.datastore.models import Resource, ResourceKind, ResourceVersion
@@ -254,4 +256,9 @@ def chart_data(
     # The default chart needs the profile (which columns have few values); a chosen x does not.
     default = ChartSpec("bar", "") if params.get("x") else default_spec(schema, profile_of(store, version))
     spec = parse_spec(params, schema, default)
-    return _remembered(engine_for(store, version), version, spec)
+    chart = _remembered(engine_for(store, version), version, spec)
+    access = DataAccess(entry.id, resource.id, version.id, "chart", len(chart.categories))
+    record_access(
+        db, actor, Tag.data_access_query, access, summary={"x": spec.x, "agg": spec.agg, "y": spec.y}
+    )
+    return chart

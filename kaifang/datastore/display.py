@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from kaifang.accounts.permissions import Actor
+from kaifang.audit.service import DataAccess, record_access
+from kaifang.audit.tags import Tag
 from kaifang.catalog.models import Entry
 from kaifang.datastore import service
 from kaifang.datastore.chart import ChartForm, chart_form
@@ -127,5 +129,11 @@ def resource_panels(db: Session, actor: Actor, entry: Entry, store: FileStore) -
     for resource in service.entry_resources(db, actor, entry):
         published = [v for v in resource.versions if v.status == VersionStatus.published]
         if published:
-            panels.append(_panel(entry, resource, published, readable, store))
+            panel = _panel(entry, resource, published, readable, store)
+            if panel.preview is not None:  # the first rows were shown: a data access (Art. 18)
+                access = DataAccess(
+                    entry.id, resource.id, panel.version.id, "preview", len(panel.preview.records)
+                )
+                record_access(db, actor, Tag.data_access_preview, access)
+            panels.append(panel)
     return panels
