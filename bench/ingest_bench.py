@@ -1,20 +1,24 @@
-"""How fast does the platform read an uploaded CSV, infer its schema and cast it?
+"""How fast does the platform ingest an uploaded CSV, beside DuckDB's own CSV → Parquet?
 
 Generates a hospitals-register CSV (8 columns: integer, Chinese text, an 18-character credit
-code, integer, decimal, 是/否, date, datetime) in UTF-8 and in GBK, then times, per file:
+code, integer, decimal, 是/否, date, datetime) in UTF-8 and in GBK, then times, per file, the
+steps of the ingest job (`service.process_version`) one by one:
 
-- `read_table` (encoding detection or GBK → UTF-8 transcoding, sniffing, pyarrow CSV read,
-  trimming, blank-row checks);
-- `infer_and_cast` (the ingest path: schema and typed table in one pass), and `infer_schema`
-  + `cast_table` separately (the path after a provider edits the schema);
-- writing the typed table to Parquet (pyarrow, zstd), to show a whole ingest;
+- `read_table` (encoding detection, GBK transcoded by pyarrow as it reads, sniffing, pyarrow's
+  CSV reader, trimming, blank-row checks);
+- `infer_and_cast` (schema and typed table in one pass), and `infer_schema` + `cast_table`
+  separately (the path after a provider edits the schema);
+- `validate` (the report);
+- writing the version's Parquet file with the job's own writer (zstd, dictionaries where values
+  repeat, delta-encoded `_row`);
 
-beside DuckDB's own `COPY (SELECT * FROM read_csv_auto(...)) TO 'x.parquet'` on the same
-UTF-8 file (DuckDB cannot read GBK without an extension downloaded at runtime). Medians of
-`--runs` runs, seconds.
+beside DuckDB's `COPY (SELECT * FROM read_csv_auto(...)) TO 'x.parquet'` on the same UTF-8 file
+(DuckDB cannot read GBK without an extension downloaded at runtime), with the sizes of both
+Parquet files. Runs are interleaved (ours, then DuckDB's) so that load on the shared machine hits
+both alike; medians of `--runs`, seconds, and the ratio of the medians.
 
     .venv/bin/python bench/ingest_bench.py                 # 1,000,000 rows
-    .venv/bin/python bench/ingest_bench.py --rows 5000000 --runs 1
+    .venv/bin/python bench/ingest_bench.py --rows 5000000 --runs 3
 """
 
 from __future__ import annotations
@@ -31,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow.parquet as pq
 
 from kaifang.datastore.infer import cast_table, infer_and_cast, infer_schema
 from kaifang.datastore.reader import read_table
+from kaifang.datastore.service import _write_parquet  # the ingest job's own writer
+from kaifang.datastore.validate import validate
 
 HEADER = "序号,机构名称,统一社会信用代码,床位数,面积,是否医保定点,成立日期,更新时间\n"
 NAMES = [
@@ -75,34 +80,47 @@ def to_gbk(source: Path, target: Path) -> None:
             out.write(chunk)
 
 
-def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
 
 
-def measure(path: Path, runs: int, workdir: Path) -> dict[str, float]:
-    read_s, raw = timed(lambda: read_table(path, filename=path.name), runs)
-    both_s, (schema, typed) = timed(lambda: infer_and_cast(raw.table, raw.source_headers), runs)
-    infer_s, _ = timed(lambda: infer_schema(raw.table, raw.source_headers), runs)
-    cast_s, _ = timed(lambda: cast_table(raw.table, schema), runs)
+def ingest_once(path: Path, workdir: Path) -> dict[str, float]:
+    """One ingest of `path`, step by step, as the job runs it; seconds per step and sizes."""
     out = workdir / f"{path.stem}.parquet"
-    write_s, _ = timed(lambda: pq.write_table(typed, out, compression="zstd"), runs)
+    read_s, raw = timed(lambda: read_table(path, filename=path.name))
+    both_s, (schema, typed) = timed(lambda: infer_and_cast(raw.table, raw.source_headers))
+    validate_s, _ = timed(lambda: validate(raw, schema, {}))
+    write_s, _ = timed(lambda: _write_parquet(typed, out))
+    infer_s, _ = timed(lambda: infer_schema(raw.table, raw.source_headers))
+    cast_s, _ = timed(lambda: cast_table(raw.table, schema))
     print(
         f"  {path.name}: {raw.encoding}, {typed.num_rows:,} rows, types "
         + ", ".join(str(c.type) for c in schema),
         file=sys.stderr,
     )
-    return {"read": read_s, "infer+cast": both_s, "infer": infer_s, "cast": cast_s, "parquet": write_s}
+    return {
+        "read": read_s,
+        "infer+cast": both_s,
+        "validate": validate_s,
+        "parquet": write_s,
+        "total": read_s + both_s + validate_s + write_s,
+        "infer": infer_s,
+        "cast": cast_s,
+        "mb": out.stat().st_size / 1e6,
+    }
 
 
-def duckdb_floor(path: Path, runs: int, workdir: Path) -> float:
+def duckdb_once(path: Path, workdir: Path) -> dict[str, float]:
     out = workdir / "duckdb.parquet"
     query = f"COPY (SELECT * FROM read_csv_auto('{path}')) TO '{out}' (FORMAT parquet)"
-    return timed(lambda: duckdb.connect().execute(query), runs)[0]
+    seconds, _ = timed(lambda: duckdb.connect().execute(query))
+    return {"total": seconds, "mb": out.stat().st_size / 1e6}
+
+
+def medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 def main() -> None:
@@ -120,29 +138,40 @@ def main() -> None:
         generate(utf8, args.rows)
         to_gbk(utf8, gbk)
         print(f"generated in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-        results = {p: measure(p, args.runs, workdir) for p in (utf8, gbk)}
-        floor = duckdb_floor(utf8, args.runs, workdir)
-        report(args, results, floor, os.getloadavg()[0])
+        load = os.getloadavg()[0]
+        ours: dict[Path, list[dict[str, float]]] = {utf8: [], gbk: []}
+        theirs: list[dict[str, float]] = []
+        for _ in range(args.runs):
+            for path in (utf8, gbk):
+                ours[path].append(ingest_once(path, workdir))
+            theirs.append(duckdb_once(utf8, workdir))
+        results = {path: medians(runs) for path, runs in ours.items()}
+        report(args, results, medians(theirs), (load, os.getloadavg()[0]))
 
 
 def report(
-    args: argparse.Namespace, results: dict[Path, dict[str, float]], floor: float, load: float
+    args: argparse.Namespace,
+    results: dict[Path, dict[str, float]],
+    floor: dict[str, float],
+    loads: tuple[float, float],
 ) -> None:
     print(
-        f"Ingest, {args.rows:,} rows × 8 columns, median of {args.runs}, seconds "
-        f"({os.cpu_count()} CPUs, load average {load:.1f}):\n"
+        f"Ingest, {args.rows:,} rows × 8 columns, median of {args.runs} interleaved runs, seconds "
+        f"({os.cpu_count()} CPUs, load average {loads[0]:.1f} before, {loads[1]:.1f} after):\n"
     )
     print(
-        "| file | MB | read_table | infer_and_cast | read + infer + cast | + Parquet (zstd) | "
-        "infer_schema / cast_table | DuckDB CSV→Parquet |"
+        "| file | CSV MB | read_table | infer_and_cast | validate | Parquet | whole ingest | "
+        "Parquet MB | infer_schema / cast_table | DuckDB CSV→Parquet | ratio |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for path, r in results.items():
-        total = r["read"] + r["infer+cast"]
-        duck = f"{floor:.2f}" if "utf8" in path.name else "n/a (GBK)"
+        utf8 = "utf8" in path.name
+        duck = f"{floor['total']:.2f} ({floor['mb']:.0f} MB)" if utf8 else "n/a (GBK)"
+        ratio = f"{r['total'] / floor['total']:.2f}×" if utf8 else "—"
         print(
             f"| {path.name} | {path.stat().st_size / 1e6:.0f} | {r['read']:.2f} | {r['infer+cast']:.2f} | "
-            f"{total:.2f} | {total + r['parquet']:.2f} | {r['infer']:.2f} / {r['cast']:.2f} | {duck} |"
+            f"{r['validate']:.2f} | {r['parquet']:.2f} | {r['total']:.2f} | {r['mb']:.0f} | "
+            f"{r['infer']:.2f} / {r['cast']:.2f} | {duck} | {ratio} |"
         )
 
 

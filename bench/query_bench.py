@@ -4,8 +4,8 @@
     .venv/bin/python bench/query_bench.py --export           # also: whole-table CSV export speed/RSS
     .venv/bin/python bench/query_bench.py --rows 500000 --keep /tmp/t.parquet
 
-Writes a version file as ingest does (hidden `_row` first, then id, district, category, amount,
-count, day, name) with DuckDB, then times each question as raw DuckDB SQL on the same file
+Writes the table of `table.py` (hidden `_row` first, then id, district, category, amount,
+count, day, name) as a Parquet file, then times each question as raw DuckDB SQL on the same file
 (the floor) and through `QueryEngine.run` (what the data API calls, query parsing included),
 median of N runs, interleaved so that load on the machine hits both alike. "cold" builds a new
 engine for every run, so totals are counted every time; "warm" reuses one engine, whose totals
@@ -30,63 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from table import SCHEMA, WRITERS, generate
 
 from kaifang.datastore.export import csv_chunks
 from kaifang.datastore.query import DataQuery, QueryEngine, parse_query
-from kaifang.datastore.types import Column, ColumnType
-
-DISTRICTS = [
-    "东城区", "西城区", "朝阳区", "海淀区", "丰台区", "石景山区", "门头沟区", "房山区",
-    "通州区", "顺义区", "昌平区", "大兴区", "怀柔区", "平谷区", "密云区", "延庆区",
-]  # fmt: skip
-SCHEMA = [
-    Column("id", ColumnType.integer),
-    Column("district", ColumnType.text),
-    Column("category", ColumnType.text),
-    Column("amount", ColumnType.decimal),
-    Column("count", ColumnType.integer),
-    Column("day", ColumnType.date),
-    Column("name", ColumnType.text),
-]
-
-
-def _table_sql(rows: int) -> str:
-    districts = "[" + ", ".join(f"'{d}'" for d in DISTRICTS) + "]"
-    return f"""
-        SELECT range AS _row,
-               range + 1 AS id,
-               {districts}[(1 + hash(range) % 16)::BIGINT] AS district,
-               '类别' || lpad((hash(range * 7 + 1) % 50)::VARCHAR, 2, '0') AS category,
-               round((hash(range * 13 + 5) % 1000000)::BIGINT / 100.0, 2)::DOUBLE AS amount,
-               (hash(range * 17 + 3) % 1000)::BIGINT AS count,
-               DATE '2020-01-01' + (hash(range * 19 + 11) % 1827)::INTEGER AS day,
-               '名称' || (hash(range * 23 + 7) % 100000)::VARCHAR AS name
-        FROM range({rows})
-    """
-
-
-def generate(path: Path, rows: int, writer: str) -> float:
-    """The benchmark table in file (= `_row`) order; seconds taken.
-
-    `duckdb`: DuckDB's own Parquet writer (row groups of 122,880 rows). `ingest`: pyarrow with
-    zstd, as the ingest pipeline writes versions (row groups of 1,048,576 rows). `ingest-delta`:
-    the same with `_row` delta-encoded, which makes the hidden column almost free to read.
-    """
-    started = time.perf_counter()
-    con = duckdb.connect()
-    if writer == "duckdb":
-        con.execute(f"COPY ({_table_sql(rows)}) TO '{path}' (FORMAT parquet)")
-        return time.perf_counter() - started
-    reader = con.sql(_table_sql(rows)).to_arrow_reader(1 << 20)
-    options: dict[str, Any] = {"compression": "zstd"}
-    if writer == "ingest-delta":
-        names = reader.schema.names
-        options |= {"use_dictionary": names[1:], "column_encoding": {names[0]: "DELTA_BINARY_PACKED"}}
-    with pq.ParquetWriter(path, reader.schema, **options) as out:
-        for batch in reader:
-            out.write_batch(batch)
-    return time.perf_counter() - started
 
 
 def questions(path: Path, rows: int) -> list[tuple[str, str, dict[str, list[str]]]]:
@@ -220,7 +169,7 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--writer", choices=["duckdb", "ingest", "ingest-delta"], default="duckdb")
+    parser.add_argument("--writer", choices=WRITERS, default="duckdb")
     parser.add_argument("--keep", type=Path, help="write the table here and keep it (reused if it exists)")
     parser.add_argument("--export", action="store_true", help="also measure a whole-table CSV export")
     parser.add_argument("--export-child", type=Path, help=argparse.SUPPRESS)

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
 
     audit_signing_key: str = Field(
         "",
-        description="seed of the Ed25519 key that signs audit checkpoints; empty derives it from the secret key",
+        description="seed of the Ed25519 key signing audit checkpoints; empty: derived from the secret key",
     )
     audit_checkpoint_minutes: int = Field(
         10, ge=1, le=24 * 60, description="how often the head of the audit chain is signed"

@@ -1,28 +1,164 @@
-"""One query engine per published version, kept while used: its cached totals serve repeated queries."""
+"""One query engine per version, kept while used, and the query copies of large versions.
+
+An engine keeps its version's cached totals (a version's rows never change). A published
+version of `COPY_MIN_ROWS` rows or more also gets a *query copy*: the same rows in DuckDB's own
+storage format under the store key `query-copies/{sha256}-{DuckDB version}.duckdb`, which
+answers the data API several times faster than the Parquet file (see query.py). It is built
+once, in the background, by one builder thread on a single DuckDB thread — meanwhile the engine
+reads the Parquet file — and then serves every process and restart. The checksum in its name
+ties a copy to exactly that data, the DuckDB version to a storage format the process can read.
+A copy is only ever a faster way to read the Parquet file: deleting one loses nothing.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
 
 from kaifang.datastore import service
-from kaifang.datastore.models import ResourceVersion
-from kaifang.datastore.query import QueryEngine
+from kaifang.datastore.models import ResourceVersion, VersionStatus
+from kaifang.datastore.query import COPY_TABLE, ROW, QueryEngine
 from kaifang.datastore.storage import FileStore
+
+log = logging.getLogger("kaifang.datastore")
+
+COPY_MIN_ROWS = 100_000  # below this the Parquet file answers about as fast
+COPY_DIR = "query-copies"
+MAX_ENGINES = 64
+ABANDONED_AFTER_S = 3600
 
 _engines: OrderedDict[tuple[int, str], QueryEngine] = OrderedDict()
 _engines_lock = threading.Lock()
 
 
 def engine_for(store: FileStore, version: ResourceVersion) -> QueryEngine:
-    """One engine per published version, kept while used: its cached totals serve repeated queries."""
+    """One engine per version, kept while used: its cached totals serve repeated queries."""
     key = (version.id, version.sha256)  # the file's checksum: a reused id never meets a stale engine
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
-            path = store.path(version.data_key)
-            engine = _engines[key] = QueryEngine(path, service.schema_of(version))
-            while len(_engines) > 64:
+            engine = _engines[key] = QueryEngine(store.path(version.data_key), service.schema_of(version))
+            _plan_copy(store, version, engine)
+            while len(_engines) > MAX_ENGINES:
                 _engines.popitem(last=False)
         _engines.move_to_end(key)
     return engine
+
+
+def copy_path(store: FileStore, version: ResourceVersion) -> Path:
+    """Where the query copy of a version lives (whether or not it exists yet)."""
+    return store.path(f"{COPY_DIR}/{version.sha256}-{duckdb.__version__}.duckdb")
+
+
+def _plan_copy(store: FileStore, version: ResourceVersion, engine: QueryEngine) -> None:
+    """Read the version's copy if it exists; have it built if the version deserves one."""
+    if version.status != VersionStatus.published or version.row_count < COPY_MIN_ROWS or not version.sha256:
+        return
+    target = copy_path(store, version)
+    if target.is_file():
+        engine.use_copy(target)
+    else:
+        _builder.submit(Path(engine.path), target, engine)
+
+
+def build_copy(parquet: Path, target: Path) -> None:
+    """Write the rows of a version file as a one-table DuckDB database, atomically at `target`.
+
+    One DuckDB thread in file order: `_row` order is kept (unsorted pages rely on it) and a core
+    stays free for the requests served meanwhile. Before the rename the copy must hold every row,
+    each at the position its `_row` names (deep pages of a copy are ranges of `_row`).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(target)
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "threads": 1,
+        "memory_limit": "1GB",
+        "preserve_insertion_order": True,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    source = "'" + str(parquet).replace("'", "''") + "'"
+    try:
+        with duckdb.connect(str(temp), config=config) as con:
+            con.execute(f"CREATE TABLE {COPY_TABLE} AS SELECT * FROM read_parquet({source})")  # noqa: S608
+            check = f"SELECT count(*), count(*) FILTER ({ROW} IS DISTINCT FROM rowid) FROM {COPY_TABLE}"  # noqa: S608
+            copied, misplaced = con.execute(check).fetchall()[0]
+            con.execute("CHECKPOINT")
+        expected = pq.ParquetFile(parquet).metadata.num_rows
+        if copied != expected or misplaced:
+            raise RuntimeError(
+                f"{parquet}: {copied} of {expected} rows copied, {misplaced} not at their _row"
+            )
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+        temp.with_name(temp.name + ".wal").unlink(missing_ok=True)
+
+
+def _remove_abandoned(target: Path) -> None:
+    """Half-built copies of `target` left by a process that stopped mid-build (builds take seconds)."""
+    for part in target.parent.glob(f".{target.name}.*.part*"):
+        try:
+            if time.time() - part.stat().st_mtime > ABANDONED_AFTER_S:
+                part.unlink()
+        except FileNotFoundError:  # another process cleaned it first
+            pass
+
+
+class _Builder:
+    """One daemon thread builds the copies asked for, one at a time, in the order asked."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[Path, Path]] = deque()
+        self._waiting: dict[Path, list[QueryEngine]] = {}  # target → engines to switch when built
+        self._thread: threading.Thread | None = None
+
+    def submit(self, parquet: Path, target: Path, engine: QueryEngine) -> None:
+        with self._lock:
+            if target in self._waiting:
+                self._waiting[target].append(engine)
+                return
+            self._waiting[target] = [engine]
+            self._queue.append((parquet, target))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="kaifang-query-copies", daemon=True)
+                self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._thread = None
+                    return
+                parquet, target = self._queue.popleft()
+            built = False
+            try:
+                build_copy(parquet, target)
+                built = True
+            except Exception:  # the engines keep reading the Parquet file; the next engine tries again
+                log.exception("building the query copy of %s failed", parquet)
+            with self._lock:
+                engines = self._waiting.pop(target, [])
+            for engine in engines if built else []:
+                engine.use_copy(target)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until every copy asked for is built (for tests, benchmarks and a clean shutdown)."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+
+_builder = _Builder()
+wait_for_copies = _builder.wait

@@ -1,28 +1,31 @@
-"""The read side of a resource version: typed queries over its immutable Parquet file.
+"""The read side of a resource version: DuckDB answers a checked `DataQuery` over its rows.
 
-`parse_query` turns the data API's query parameters into a `DataQuery`, checking every column,
-operator and value against the resource's schema; `QueryEngine` answers it with DuckDB in process.
-Values are always bound as parameters and identifiers always quoted, so neither a value nor a
-(Chinese) column name can change the SQL.
+The query language itself — parsing the data API's parameters and checking a query against the
+schema — lives in `querydsl.py`; its public names are re-exported here. Values are always bound
+as parameters and identifiers always quoted, so neither a value nor a (Chinese) column name can
+change the SQL.
 
-Every Parquet file carries a hidden `_row` column (0..n-1 in file order). It breaks ties in every
+Every version carries a hidden `_row` column (0..n-1 in file order). It breaks ties in every
 sort and anchors keyset cursors, so page 40,000 costs no more than page 1: the next page is
-`WHERE (sort keys, _row) > (last row's)`, and row-group statistics on `_row` skip the rest.
+`WHERE (sort keys, _row) > (last row's)`, and min/max statistics on `_row` skip the rest.
+
+A version's rows live in its immutable Parquet file. A large published version also gets a
+*query copy* (`engines.py`): the same rows, in the same `_row` order, in DuckDB's own storage
+format, whose small row groups with zone maps and per-vector compression answer the same SQL
+several times faster than whole Parquet pages can be decoded. The engine reads the copy once it
+is ready and the Parquet file until then; the answers are the same either way.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import logging
 import math
 import os
-import re
 import threading
-import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,59 +33,54 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kaifang.datastore.types import COLUMN_TYPE_LABELS, Column, ColumnType
+from kaifang.datastore.querydsl import (
+    AGGREGATES,
+    CHINA,
+    MAX_IN_VALUES,
+    NUMERIC,
+    OPERATORS,
+    RESERVED,
+    ROW,
+    DataQuery,
+    Filter,
+    agg_name,
+    aggs_of,
+    check_query,
+    encode_cursor,
+    group_offset,
+    parse_query,
+    parse_value,
+    quote,
+    row_position,
+)
+from kaifang.datastore.types import Column, ColumnType
 from kaifang.errors import InvalidInput
 
-ROW = "_row"
-OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "isnull")
-AGGREGATES = ("count", "sum", "avg", "min", "max")
-RESERVED = frozenset({"fields", "sort", "limit", "offset", "cursor", "group_by", "agg", "format", "bom"})
-MAX_IN_VALUES = 1000
-NUMERIC = frozenset({ColumnType.integer, ColumnType.decimal})
-CHINA = timezone(timedelta(hours=8))  # stored datetimes are naive local (Beijing) time
+__all__ = [
+    "AGGREGATES",
+    "CHINA",
+    "COPY_TABLE",
+    "MAX_IN_VALUES",
+    "NUMERIC",
+    "OPERATORS",
+    "RESERVED",
+    "ROW",
+    "DataQuery",
+    "Filter",
+    "QueryEngine",
+    "QueryResult",
+    "check_query",
+    "parse_query",
+    "parse_value",
+    "quote",
+]
 
+log = logging.getLogger("kaifang.datastore")
+
+COPY_TABLE = "data"  # the one table of a query copy
+COPY_ROW_GROUP = 122_880  # DuckDB's rows per row group: the unit its zone maps skip
 _COMPARISONS = {"eq": "=", "ne": "IS DISTINCT FROM", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
-_HINTS = {
-    ColumnType.integer: "整数（如 42）",
-    ColumnType.decimal: "小数（如 3.14）",
-    ColumnType.boolean: "是/否（是、否、true、false、1、0）",
-    ColumnType.date: "日期（YYYY-MM-DD，如 2024-01-31）",
-    ColumnType.datetime: "日期时间（ISO 8601，如 2024-01-31T08:30:00）",
-    ColumnType.text: "文本",
-}
-_INT_RE = re.compile(r"[+-]?[0-9]+")
-_DECIMAL_RE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
-_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_BOOLEANS = {"是": True, "否": False, "true": True, "false": False, "1": True, "0": False}
-_MAX_CURSOR = 32768  # a cursor carries the last sort key values, long text included
 _TOTALS_CACHED = 256
-
-
-@dataclass(frozen=True)
-class Filter:
-    """One condition: `value` is typed for the column; a tuple for `in`, a bool for `isnull`."""
-
-    column: str
-    op: str
-    value: Any
-
-
-@dataclass
-class DataQuery:
-    """What a caller asks of one resource version (see DESIGN.md, `GET …/data`)."""
-
-    fields: list[str] | None = None
-    filters: list[Filter] = field(default_factory=list)
-    sort: list[tuple[str, bool]] = field(default_factory=list)  # (column, descending)
-    limit: int = 100
-    offset: int = 0
-    cursor: str | None = None
-    group_by: list[str] = field(default_factory=list)
-    aggs: list[tuple[str, str | None]] = field(default_factory=list)  # (func, column or None)
-
-    @property
-    def grouped(self) -> bool:
-        return bool(self.group_by or self.aggs)
 
 
 @dataclass
@@ -93,334 +91,6 @@ class QueryResult:
     records: list[dict[str, Any]]
     total: int
     next: str | None
-
-
-def quote(name: str) -> str:
-    """A SQL identifier for any column name (Chinese, spaces, quotes): double quotes doubled."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-# ---------------------------------------------------------------- parsing query parameters
-
-
-def _invalid(message: str, param: str) -> InvalidInput:
-    return InvalidInput(message, fields={param: message})
-
-
-def _clip(text: str, size: int = 40) -> str:
-    return text if len(text) <= size else text[:size] + "…"
-
-
-def _to_int(text: str) -> int:
-    if not _INT_RE.fullmatch(text):
-        raise ValueError(text)
-    return _int64(int(text))
-
-
-def _to_float(text: str) -> float:
-    value = float(text) if _DECIMAL_RE.fullmatch(text) else math.nan
-    if not math.isfinite(value):
-        raise ValueError(text)
-    return value
-
-
-def _to_bool(text: str) -> bool:
-    return _BOOLEANS[text.lower()]
-
-
-def _to_date(text: str) -> date:
-    if not _DATE_RE.fullmatch(text):
-        raise ValueError(text)
-    return date.fromisoformat(text)
-
-
-def _to_datetime(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is not None:
-        value = value.astimezone(CHINA).replace(tzinfo=None)
-    return value
-
-
-_PARSERS: dict[ColumnType, Callable[[str], Any]] = {
-    ColumnType.integer: _to_int,
-    ColumnType.decimal: _to_float,
-    ColumnType.boolean: _to_bool,
-    ColumnType.date: _to_date,
-    ColumnType.datetime: _to_datetime,
-}
-
-
-def parse_value(raw: str, column: Column, param: str | None = None) -> Any:
-    """One query-string value as the column's type; full-width digits and letters are accepted."""
-    if column.type is ColumnType.text:
-        return raw
-    try:
-        return _PARSERS[column.type](unicodedata.normalize("NFKC", raw).strip())
-    except (ValueError, KeyError) as exc:
-        message = f"列“{column.name}”的值“{_clip(raw)}”不是有效的{_HINTS[column.type]}"
-        raise _invalid(message, param or column.name) from exc
-
-
-def _unknown_column(name: str, columns: Sequence[str], param: str) -> InvalidInput:
-    valid = "、".join(columns) or "（无）"
-    return _invalid(f"没有名为“{_clip(name)}”的列。可用的列：{valid}", param)
-
-
-def _split(values: list[str]) -> list[str]:
-    return [item.strip() for value in values for item in value.split(",") if item.strip()]
-
-
-def _single(params: Mapping[str, list[str]], name: str) -> str | None:
-    values = params.get(name) or []
-    return values[-1] if values else None
-
-
-def _whole(params: Mapping[str, list[str]], name: str, default: int, maximum: int) -> int:
-    raw = _single(params, name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = _to_int(raw.strip())
-    except ValueError:
-        raise _invalid(f"{name} 必须是整数，收到“{_clip(raw)}”", name) from None
-    if value < 0:
-        raise _invalid(f"{name} 不能为负数", name)
-    if value > maximum:
-        raise _invalid(f"{name} 不能超过 {maximum:,}", name)
-    return value
-
-
-def _target(param: str, columns: dict[str, Column]) -> tuple[Column, str]:
-    """The column and operator a filter parameter names (`col`, or `col__op`)."""
-    if param in columns:
-        return columns[param], "eq"
-    base, sep, op = param.rpartition("__")
-    if sep and base in columns:
-        if op not in OPERATORS:
-            message = f"未知的筛选运算符“{_clip(op)}”。可用的运算符：{'、'.join(OPERATORS)}"
-            raise _invalid(message, param)
-        return columns[base], op
-    raise _unknown_column(base if sep and op in OPERATORS else param, list(columns), param)
-
-
-def _filter(column: Column, op: str, raw: str, param: str) -> Filter:
-    if op == "isnull":
-        flag = raw.strip().lower()
-        if flag not in _BOOLEANS:
-            raise _invalid(f"{param} 的值必须是 true 或 false，收到“{_clip(raw)}”", param)
-        return Filter(column.name, op, _BOOLEANS[flag])
-    if op == "in":
-        items = raw.split(",")
-        if len(items) > MAX_IN_VALUES:
-            raise _invalid(f"{param} 最多可列 {MAX_IN_VALUES} 个值", param)
-        return Filter(column.name, op, tuple(parse_value(item, column, param) for item in items))
-    if op == "contains" and column.type is not ColumnType.text:
-        label = COLUMN_TYPE_LABELS[column.type]
-        raise _invalid(f"contains 只能用于文本列，列“{column.name}”是{label}", param)
-    return Filter(column.name, op, parse_value(raw, column, param))
-
-
-def _sort(values: list[str]) -> list[tuple[str, bool]]:
-    return [(item[1:].strip(), True) if item.startswith("-") else (item, False) for item in _split(values)]
-
-
-def _aggs(values: list[str]) -> list[tuple[str, str | None]]:
-    aggs: list[tuple[str, str | None]] = []
-    for item in _split(values):
-        func, sep, column = item.partition(":")
-        aggs.append((func.strip().lower(), column.strip() if sep else None))
-    return aggs
-
-
-def parse_query(
-    params: Mapping[str, list[str]],
-    schema: list[Column],
-    *,
-    max_limit: int = 10_000,
-    default_limit: int = 100,
-    max_offset: int = 1_000_000,
-) -> DataQuery:
-    """The data API's query parameters (name → every value given) as a checked, typed `DataQuery`.
-
-    Reserved: `fields`, `sort` (`col`/`-col`), `limit`, `offset`, `cursor`, `group_by`, `agg`
-    (`count`, `sum:col`, `avg:col`, `min:col`, `max:col`); `format` and `bom` are ignored here.
-    Any other parameter is a filter `col=v` or `col__op=v`; a column named like a reserved word is
-    filtered with `col__eq=v`. Problems raise `InvalidInput` naming the parameter.
-    """
-    params = {name: [values] if isinstance(values, str) else list(values) for name, values in params.items()}
-    columns = {c.name: c for c in schema if c.name != ROW}
-    filters = [
-        _filter(*_target(name, columns), raw, name)
-        for name, values in params.items()
-        if name not in RESERVED
-        for raw in values
-    ]
-    cursor = _single(params, "cursor") or None
-    if cursor is not None and (_single(params, "offset") or "").strip():
-        raise _invalid("cursor 与 offset 不能同时使用", "cursor")
-    fields = _split(params.get("fields", []))
-    query = DataQuery(
-        fields=fields or None,
-        filters=filters,
-        sort=_sort(params.get("sort", [])),
-        limit=_whole(params, "limit", default_limit, max_limit),
-        offset=_whole(params, "offset", 0, max_offset),
-        cursor=cursor,
-        group_by=_split(params.get("group_by", [])),
-        aggs=_aggs(params.get("agg", [])),
-    )
-    check_query(query, schema)
-    return query
-
-
-# ---------------------------------------------------------------- checking a query
-
-
-def _agg_name(func: str, column: str | None) -> str:
-    return func if column is None else f"{func}_{column}"
-
-
-def _check_names(names: list[str], valid: Sequence[str], param: str) -> None:
-    for name in names:
-        if name not in valid:
-            raise _unknown_column(name, valid, param)
-    if len(set(names)) != len(names):
-        raise _invalid(f"{param} 中有重复的列", param)
-
-
-def _check_agg(func: str, name: str | None, columns: dict[str, Column]) -> None:
-    if func not in AGGREGATES:
-        raise _invalid(f"未知的聚合“{_clip(func)}”。可用的聚合：{'、'.join(AGGREGATES)}", "agg")
-    if name is None:
-        if func != "count":
-            raise _invalid(f"聚合 {func} 需要指定列，如 {func}:列名", "agg")
-        return
-    if name not in columns:
-        raise _unknown_column(name, list(columns), "agg")
-    if func in ("sum", "avg") and columns[name].type not in NUMERIC:
-        label = COLUMN_TYPE_LABELS[columns[name].type]
-        raise _invalid(f"聚合 {func} 只能用于数值列，列“{name}”是{label}", "agg")
-
-
-def _check_grouped(q: DataQuery, columns: dict[str, Column]) -> list[str]:
-    """Checks group_by and aggs; the names of the grouped output columns."""
-    if q.fields:
-        raise _invalid("分组查询不能同时指定 fields，请用 group_by 和 agg 选择输出列", "fields")
-    _check_names(q.group_by, list(columns), "group_by")
-    for func, name in q.aggs:
-        _check_agg(func, name, columns)
-    names = q.group_by + [_agg_name(func, name) for func, name in _aggs_of(q)]
-    if len(set(names)) != len(names):
-        raise _invalid("分组列与聚合结果列重名，或聚合重复", "agg")
-    return names
-
-
-def _check_filter(f: Filter, columns: dict[str, Column]) -> None:
-    if f.column not in columns:
-        raise _unknown_column(f.column, list(columns), f.column)
-    if f.op not in OPERATORS:
-        raise _invalid(f"未知的筛选运算符“{_clip(f.op)}”。可用的运算符：{'、'.join(OPERATORS)}", f.column)
-    if f.op == "contains" and columns[f.column].type is not ColumnType.text:
-        raise _invalid(f"contains 只能用于文本列，列“{f.column}”不是文本", f.column)
-
-
-def check_query(q: DataQuery, schema: list[Column]) -> None:
-    """Every name and operator in `q` exists for this schema; InvalidInput otherwise."""
-    columns = {c.name: c for c in schema if c.name != ROW}
-    for f in q.filters:
-        _check_filter(f, columns)
-    if q.grouped:
-        outputs = _check_grouped(q, columns)
-    else:
-        _check_names(q.fields or [], list(columns), "fields")
-        outputs = list(columns)
-    sort = [name for name, _ in q.sort]
-    _check_names(sort, outputs, "sort")
-    if q.limit < 0 or q.offset < 0:
-        raise _invalid("limit 和 offset 不能为负数", "limit" if q.limit < 0 else "offset")
-    if q.cursor and q.offset:
-        raise _invalid("cursor 与 offset 不能同时使用", "cursor")
-
-
-def _aggs_of(q: DataQuery) -> list[tuple[str, str | None]]:
-    """A group_by without aggregates counts the rows of each group."""
-    return q.aggs or [("count", None)]
-
-
-# ---------------------------------------------------------------- cursors
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    return value
-
-
-def _encode_cursor(payload: dict[str, Any]) -> str:
-    raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=_jsonable)
-    return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode("ascii")
-
-
-def _decode_cursor(cursor: str, signature: list[Any]) -> dict[str, Any]:
-    try:
-        if len(cursor) > _MAX_CURSOR:
-            raise ValueError(cursor)
-        payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(payload, dict) or payload.get("s") != signature:
-            raise ValueError(cursor)
-    except ValueError as exc:  # binascii.Error, UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise _invalid("cursor 无效：请使用上一页返回的 next，且不要改变 sort 或分组", "cursor") from exc
-    return payload
-
-
-def _int64(value: Any) -> int:
-    if type(value) is not int or not -(2**63) <= value < 2**63:
-        raise ValueError(value)
-    return value
-
-
-def _key_from_json(value: Any, column: Column) -> Any:
-    """A sort key value back from a cursor, checked against the column's type."""
-    kind = column.type
-    if value is None:
-        return None
-    if kind is ColumnType.integer and type(value) is int:
-        return _int64(value)
-    if kind is ColumnType.decimal and type(value) in (int, float):
-        return float(value)
-    if kind is ColumnType.boolean and type(value) is bool:
-        return value
-    if isinstance(value, str):
-        if kind is ColumnType.text:
-            return value
-        if kind is ColumnType.date:
-            return date.fromisoformat(value)
-        if kind is ColumnType.datetime:
-            return datetime.fromisoformat(value)
-    raise ValueError(value)
-
-
-def _row_position(cursor: str, keys: list[tuple[Column, bool]]) -> tuple[list[Any], int]:
-    """The sort key values and `_row` of the last row a cursor points after."""
-    payload = _decode_cursor(cursor, [[c.name, desc] for c, desc in keys])
-    try:
-        values, row = payload["k"], _int64(payload["r"])
-        if not isinstance(values, list) or len(values) != len(keys):
-            raise ValueError(cursor)
-        return [_key_from_json(v, c) for v, (c, _) in zip(values, keys, strict=True)], row
-    except (KeyError, ValueError) as exc:
-        raise _invalid("cursor 无效：请使用上一页返回的 next", "cursor") from exc
-
-
-def _group_offset(cursor: str, signature: list[Any]) -> int:
-    """Groups are few and computed whole, so their cursor is simply the next offset."""
-    try:
-        offset = _int64(_decode_cursor(cursor, signature).get("o"))
-    except ValueError as exc:
-        raise _invalid("cursor 无效：请使用上一页返回的 next", "cursor") from exc
-    if offset < 0:
-        raise _invalid("cursor 无效：请使用上一页返回的 next", "cursor")
-    return offset
 
 
 # ---------------------------------------------------------------- SQL
@@ -459,6 +129,14 @@ def _after(keys: list[tuple[Column, bool]], values: list[Any], row: int) -> tupl
     return sql, params
 
 
+def _rows_from(row: int) -> tuple[str, list[Any]]:
+    return f"{quote(ROW)} >= ?", [row]
+
+
+def _rows_before(row: int) -> tuple[str, list[Any]]:
+    return f"{quote(ROW)} < ?", [row]
+
+
 def _order(keys: list[tuple[str, bool]]) -> str:
     if not keys:
         return ""
@@ -468,9 +146,6 @@ def _order(keys: list[tuple[str, bool]]) -> str:
 def _select(columns: str, source: str, rest: str = "") -> str:
     """The one place SQL text is assembled: from quoted identifiers and `?` placeholders only."""
     return f"SELECT {columns} FROM {source}{rest}"  # noqa: S608
-
-
-_PARQUET = "read_parquet(?)"
 
 
 def _agg_sql(func: str, column: Column | None) -> str:
@@ -490,44 +165,96 @@ def _agg_type(func: str, column: Column | None) -> ColumnType:
 # ---------------------------------------------------------------- DuckDB
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 class _Database:
-    """One in-process DuckDB for the process; each query gets its own cursor (thread-safe)."""
+    """One in-process DuckDB for the process; each query gets its own cursor (thread-safe).
+
+    Query copies are attached to it read-only, each under an alias of its own, and counted while
+    queries read them; beyond `MAX_ATTACHED` copies the least recently used idle ones are
+    detached (a later query attaches its copy again, in about a millisecond).
+    """
 
     CONFIG: ClassVar[dict[str, Any]] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
         "preserve_insertion_order": True,  # unsorted pages come in file (= `_row`) order
     }
+    MAX_ATTACHED = 64
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pid = 0
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._aliases: OrderedDict[str, str] = OrderedDict()  # copy path → alias, oldest use first
+        self._readers: dict[str, int] = {}  # alias → queries reading it now
+        self._serial = 0
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        """The connection, new in a forked worker (the caller holds the lock)."""
+        if self._con is None or self._pid != os.getpid():
+            self._con = duckdb.connect(":memory:", config=self.CONFIG)
+            self._con.execute("SET parquet_metadata_cache = true")  # files never change
+            self._pid = os.getpid()
+            self._aliases.clear()
+            self._readers.clear()
+        return self._con
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
-            if self._con is None or self._pid != os.getpid():  # a forked worker needs its own
-                self._con = duckdb.connect(":memory:", config=self.CONFIG)
-                self._con.execute("SET parquet_metadata_cache = true")  # files never change
-                self._pid = os.getpid()
-            return self._con.cursor()
+            return self._connection().cursor()
+
+    def open_copy(self, path: str) -> tuple[str, duckdb.DuckDBPyConnection]:
+        """The alias the copy at `path` is attached under, and a cursor; `close_copy` after."""
+        with self._lock:
+            con = self._connection()
+            alias = self._aliases.get(path)
+            if alias is None:
+                self._serial += 1
+                alias = f"copy_{self._serial}"
+                con.execute(f"ATTACH {_literal(path)} AS {alias} (READ_ONLY)")
+                self._aliases[path] = alias
+            self._aliases.move_to_end(path)
+            self._readers[alias] = self._readers.get(alias, 0) + 1
+            return alias, con.cursor()
+
+    def close_copy(self, alias: str) -> None:
+        with self._lock:
+            if self._readers.get(alias):  # after a fork the count started again
+                self._readers[alias] -= 1
+            for path, idle in list(self._aliases.items()):
+                if len(self._aliases) <= self.MAX_ATTACHED:
+                    break
+                if not self._readers.get(idle) and self._con is not None:
+                    self._con.execute(f"DETACH {idle}")
+                    del self._aliases[path]
+                    self._readers.pop(idle, None)
 
 
 _database = _Database()
+
+
+@dataclass
+class _Source:
+    """Where one query reads the version's rows: a table expression, its parameters, a cursor."""
+
+    cursor: duckdb.DuckDBPyConnection
+    table: str
+    params: list[Any]
+    copy: bool  # a query copy: zone maps on `_row` (122,880 rows each) find any position at once
 
 
 def _out_of_range() -> InvalidInput:
     return InvalidInput("查询结果超出可表示的范围，请缩小筛选条件或改用其他聚合")
 
 
-def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    cur = _database.cursor()
+def _fetch(src: _Source, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     try:
-        return cur.execute(sql, params).fetchall()
+        return src.cursor.execute(sql, params).fetchall()
     except (duckdb.OutOfRangeException, duckdb.ConversionException) as exc:
         raise _out_of_range() from exc
-    finally:
-        cur.close()
 
 
 def _json_converter(kind: ColumnType) -> Callable[[Any], Any] | None:
@@ -552,7 +279,7 @@ def _records(columns: list[Column], rows: list[tuple[Any, ...]]) -> list[dict[st
 
 
 class QueryEngine:
-    """Answers `DataQuery`s over one resource version's Parquet file (hidden `_row` first)."""
+    """Answers `DataQuery`s over one resource version (hidden `_row` first in its Parquet file)."""
 
     def __init__(self, parquet_path: Path, schema: list[Column]) -> None:
         self.path = str(parquet_path)
@@ -561,6 +288,7 @@ class QueryEngine:
         self._row_count: int | None = None
         self._totals: OrderedDict[Any, int] = OrderedDict()
         self._lock = threading.Lock()
+        self._copy: str | None = None
 
     @property
     def row_count(self) -> int:
@@ -569,14 +297,45 @@ class QueryEngine:
             self._row_count = pq.ParquetFile(self.path).metadata.num_rows
         return self._row_count
 
+    @property
+    def copy(self) -> str | None:
+        """The query copy this engine reads, if any (None: the Parquet file)."""
+        return self._copy
+
+    def use_copy(self, path: Path) -> None:
+        """Read the rows from this query copy (built by `engines.build_copy`) from now on."""
+        self._copy = str(path)
+
+    @contextmanager
+    def _reading(self) -> Iterator[_Source]:
+        """The copy when there is one (and it opens), else the Parquet file."""
+        copy = self._copy
+        if copy is not None:
+            try:
+                alias, cur = _database.open_copy(copy)
+            except duckdb.Error:
+                log.warning("query copy %s cannot be read; using the Parquet file", copy, exc_info=True)
+                self._copy = None
+            else:
+                try:
+                    yield _Source(cur, f"{alias}.main.{COPY_TABLE}", [], copy=True)
+                finally:
+                    cur.close()
+                    _database.close_copy(alias)
+                return
+        cur = _database.cursor()
+        try:
+            yield _Source(cur, "read_parquet(?)", [self.path], copy=False)
+        finally:
+            cur.close()
+
     def columns(self, q: DataQuery) -> list[Column]:
         """The typed output columns of `q`: chosen fields, or group columns then aggregates."""
         if not q.grouped:
             return [self._columns[n] for n in q.fields] if q.fields else list(self.schema)
         groups = [self._columns[n] for n in q.group_by]
         return groups + [
-            Column(name=_agg_name(f, n), type=_agg_type(f, self._columns.get(n or "")))
-            for f, n in _aggs_of(q)
+            Column(name=agg_name(f, n), type=_agg_type(f, self._columns.get(n or ""))) for f, n in aggs_of(q)
         ]
 
     def fields(self, q: DataQuery) -> list[dict[str, str]]:
@@ -612,14 +371,18 @@ class QueryEngine:
         iterate to the end (or close the iterator) to release the DuckDB cursor.
         """
         check_query(q, self.schema)
-        sql, params = self._export_sql(q)
-        cur = _database.cursor()
+        reading = ExitStack()
+        src = reading.enter_context(self._reading())
         try:
-            reader = cur.sql(sql, params=params).to_arrow_reader(batch_size)
+            sql, params = self._export_sql(src, q)
+            reader = src.cursor.sql(sql, params=params).to_arrow_reader(batch_size)
         except (duckdb.OutOfRangeException, duckdb.ConversionException) as exc:
-            cur.close()
+            reading.close()
             raise _out_of_range() from exc
-        return _stream(reader, cur)
+        except BaseException:
+            reading.close()
+            raise
+        return _stream(reader, reading)
 
     # -- rows
 
@@ -629,36 +392,61 @@ class QueryEngine:
     def _run_rows(self, q: DataQuery) -> QueryResult:
         out = self.columns(q)
         keys = self._sort_keys(q)
-        rows = self._page_rows(q, out, keys) if q.limit else []
+        rows: list[tuple[Any, ...]] = []
+        if q.limit:
+            with self._reading() as src:
+                rows = self._page_rows(src, q, out, keys)
         page = rows[: q.limit]
         cursor = None
         if len(rows) > q.limit:
             last = page[-1]
             values = [last[len(out) + i] for i in range(len(keys))]
             signature = [[c.name, d] for c, d in keys]
-            cursor = _encode_cursor({"s": signature, "k": values, "r": last[-1]})
+            cursor = encode_cursor({"s": signature, "k": values, "r": last[-1]})
         complete = bool(q.limit) and not q.offset and not q.cursor and len(rows) <= q.limit
         total = len(rows) if complete else self.count(q)
         return QueryResult(self.fields(q), _records(out, page), total, cursor)
 
     def _page_rows(
-        self, q: DataQuery, out: list[Column], keys: list[tuple[Column, bool]]
+        self, src: _Source, q: DataQuery, out: list[Column], keys: list[tuple[Column, bool]]
     ) -> list[tuple[Any, ...]]:
         """limit+1 rows: the output columns, then the sort keys, then `_row` (for the cursor)."""
         conditions = [_condition(f) for f in q.filters]
+        if src.copy and not keys and not (conditions and q.offset):
+            return self._copy_rows(src, q, out, conditions)
         if not q.cursor:
-            return self._rows(out, keys, conditions, q.limit + 1, q.offset)
-        values, row = _row_position(q.cursor, keys)
+            return self._rows(src, out, keys, conditions, q.limit + 1, q.offset)
+        values, row = row_position(q.cursor, keys)
         if not keys and not conditions:
-            # `_row` is the row's position, so OFFSET skips whole row groups without decoding
-            # `_row` up to the cursor; the first row proves it, else the keyset query decides.
-            rows = self._rows(out, keys, conditions, q.limit + 1, row + 1)
+            # In a Parquet file OFFSET skips whole row groups without decoding `_row` up to the
+            # cursor; the first row proves `_row` is the position, else the keyset query decides.
+            rows = self._rows(src, out, keys, conditions, q.limit + 1, row + 1)
             if rows and rows[0][-1] == row + 1:
                 return rows
-        return self._rows(out, keys, [*conditions, _after(keys, values, row)], q.limit + 1, 0)
+        return self._rows(src, out, keys, [*conditions, _after(keys, values, row)], q.limit + 1, 0)
+
+    def _copy_rows(
+        self, src: _Source, q: DataQuery, out: list[Column], conditions: list[tuple[str, list[Any]]]
+    ) -> list[tuple[Any, ...]]:
+        """An unsorted page of a copy as ranges of `_row` (its position), found by zone maps.
+
+        Without filters the page is exactly the rows from the offset or cursor on. With filters
+        the row group holding the start is searched alone first — most filters fill a page
+        there, and one row group costs no other thread a wasted scan — then the rest.
+        """
+        want = q.limit + 1
+        start = row_position(q.cursor, [])[1] + 1 if q.cursor else q.offset
+        if not conditions:
+            return self._rows(src, out, [], [_rows_from(start), _rows_before(start + want)], want, 0)
+        end = (start // COPY_ROW_GROUP + 1) * COPY_ROW_GROUP
+        rows = self._rows(src, out, [], [*conditions, _rows_from(start), _rows_before(end)], want, 0)
+        if len(rows) < want:
+            rows += self._rows(src, out, [], [*conditions, _rows_from(end)], want - len(rows), 0)
+        return rows
 
     def _rows(
         self,
+        src: _Source,
         out: list[Column],
         keys: list[tuple[Column, bool]],
         conditions: list[Any],
@@ -670,20 +458,20 @@ class QueryEngine:
         # Without an explicit sort the file order is `_row` order (insertion order is preserved),
         # so no ORDER BY is needed and DuckDB stops reading after the page.
         order = _order([(c.name, d) for c, d in keys] + [(ROW, False)]) if keys else ""
-        sql = _select(select, _PARQUET, f"{where}{order} LIMIT ? OFFSET ?")
-        return _fetch(sql, [self.path, *params, limit, offset])
+        sql = _select(select, src.table, f"{where}{order} LIMIT ? OFFSET ?")
+        return _fetch(src, sql, [*src.params, *params, limit, offset])
 
     # -- groups
 
-    def _group_sql(self, q: DataQuery) -> tuple[str, list[Any]]:
+    def _group_sql(self, src: _Source, q: DataQuery) -> tuple[str, list[Any]]:
         where, params = _where([_condition(f) for f in q.filters])
         aggs = [
-            f"{_agg_sql(func, self._columns.get(name or ''))} AS {quote(_agg_name(func, name))}"
-            for func, name in _aggs_of(q)
+            f"{_agg_sql(func, self._columns.get(name or ''))} AS {quote(agg_name(func, name))}"
+            for func, name in aggs_of(q)
         ]
         select = ", ".join([quote(n) for n in q.group_by] + aggs)
         group = f" GROUP BY {', '.join(quote(n) for n in q.group_by)}" if q.group_by else ""
-        return _select(select, _PARQUET, where + group), [self.path, *params]
+        return _select(select, src.table, where + group), [*src.params, *params]
 
     def _group_order(self, q: DataQuery) -> str:
         named = {name for name, _ in q.sort}
@@ -691,28 +479,32 @@ class QueryEngine:
 
     def _run_groups(self, q: DataQuery) -> QueryResult:
         signature = ["groups", q.group_by, [list(a) for a in q.aggs], [list(s) for s in q.sort]]
-        offset = _group_offset(q.cursor, signature) if q.cursor else q.offset
+        offset = group_offset(q.cursor, signature) if q.cursor else q.offset
         rows: list[tuple[Any, ...]] = []
         if q.limit:
-            inner, params = self._group_sql(q)
-            # The window counts the groups in the same pass as the aggregation.
-            sql = _select("*, count(*) OVER ()", f"({inner})", f"{self._group_order(q)} LIMIT ? OFFSET ?")
-            rows = _fetch(sql, [*params, q.limit + 1, offset])
+            with self._reading() as src:
+                inner, params = self._group_sql(src, q)
+                # The window counts the groups in the same pass as the aggregation.
+                order = f"{self._group_order(q)} LIMIT ? OFFSET ?"
+                rows = _fetch(
+                    src, _select("*, count(*) OVER ()", f"({inner})", order), [*params, q.limit + 1, offset]
+                )
         total = rows[0][-1] if rows else (0 if q.limit and not offset else self.count(q))
         page = [row[:-1] for row in rows[: q.limit]]
         cursor = None
         if len(rows) > q.limit:
-            cursor = _encode_cursor({"s": signature, "o": offset + q.limit})
+            cursor = encode_cursor({"s": signature, "o": offset + q.limit})
         return QueryResult(self.fields(q), _records(self.columns(q), page), total, cursor)
 
     # -- counting and exports
 
     def _count(self, q: DataQuery) -> int:
-        if q.grouped:
-            inner, params = self._group_sql(q)
-            return int(_fetch(_select("count(*)", f"({inner})"), params)[0][0])
-        where, params = _where([_condition(f) for f in q.filters])
-        return int(_fetch(_select("count(*)", _PARQUET, where), [self.path, *params])[0][0])
+        with self._reading() as src:
+            if q.grouped:
+                inner, params = self._group_sql(src, q)
+                return int(_fetch(src, _select("count(*)", f"({inner})"), params)[0][0])
+            where, params = _where([_condition(f) for f in q.filters])
+            return int(_fetch(src, _select("count(*)", src.table, where), [*src.params, *params])[0][0])
 
     def _remember(self, key: Any, total: int) -> None:
         with self._lock:
@@ -720,17 +512,17 @@ class QueryEngine:
             while len(self._totals) > _TOTALS_CACHED:
                 self._totals.popitem(last=False)
 
-    def _export_sql(self, q: DataQuery) -> tuple[str, list[Any]]:
+    def _export_sql(self, src: _Source, q: DataQuery) -> tuple[str, list[Any]]:
         if q.grouped:
-            inner, params = self._group_sql(q)
+            inner, params = self._group_sql(src, q)
             return _select("*", f"({inner})", self._group_order(q)), params
         where, params = _where([_condition(f) for f in q.filters])
         select = ", ".join(quote(c.name) for c in self.columns(q))
         order = _order([*q.sort, (ROW, False)]) if q.sort else ""
-        return _select(select, _PARQUET, where + order), [self.path, *params]
+        return _select(select, src.table, where + order), [*src.params, *params]
 
 
-def _stream(reader: pa.RecordBatchReader, cur: duckdb.DuckDBPyConnection) -> Iterator[pa.RecordBatch]:
+def _stream(reader: pa.RecordBatchReader, reading: ExitStack) -> Iterator[pa.RecordBatch]:
     """The reader's batches, at least one (empty if nothing matched) so writers see the columns."""
     empty = True
     try:
@@ -746,4 +538,4 @@ def _stream(reader: pa.RecordBatchReader, cur: duckdb.DuckDBPyConnection) -> Ite
         if empty:
             yield pa.RecordBatch.from_pylist([], schema=reader.schema)
     finally:
-        cur.close()
+        reading.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -318,15 +319,7 @@ def _read_table(
     data_key = f"data/{resource_id}/{number}.parquet"
     with tempfile.TemporaryDirectory(dir=store.path("tmp").parent) as tmp:
         out = Path(tmp) / "data.parquet"
-        rows = pa.array(range(typed.num_rows), type=pa.int64())
-        # _row is 0..n-1: delta encoding stores it in a few bytes per row group, not megabytes.
-        pq.write_table(
-            typed.add_column(0, ROW, rows),
-            out,
-            compression="zstd",
-            use_dictionary=typed.column_names,
-            column_encoding={ROW: "DELTA_BINARY_PACKED"},
-        )
+        _write_parquet(typed, out)
         size, digest = store.put_file(data_key, out)
     reading = {
         "encoding": raw.encoding,
@@ -346,6 +339,32 @@ def _read_table(
         "sheet": raw.sheet,
         "report": {**report.to_dict(), "reading": reading},
     }
+
+
+DICTIONARY_SAMPLE = 65_536  # values looked at to decide whether a column's values repeat
+
+
+def _write_parquet(typed: pa.Table, out: Path) -> None:
+    """The version's data file: `_row` (0..n-1) first, then the columns, zstd-compressed.
+
+    `_row` is delta-encoded: a few bytes per row group, not megabytes. Dictionary encoding only
+    where a column's values repeat: for (nearly) unique ones pyarrow would build a dictionary,
+    find it too large and start over as plain values in every row group, for nothing.
+    """
+    n = typed.num_rows
+    positions = pc.subtract(pc.cumulative_sum(pa.nulls(n, pa.int64()).fill_null(1)), 1)
+    pq.write_table(
+        typed.add_column(0, ROW, positions),
+        out,
+        compression="zstd",
+        use_dictionary=[name for name in typed.column_names if _repeats(typed.column(name))],
+        column_encoding={ROW: "DELTA_BINARY_PACKED"},
+    )
+
+
+def _repeats(column: pa.ChunkedArray) -> bool:
+    sample = column.slice(0, DICTIONARY_SAMPLE).drop_null()
+    return len(sample) > 0 and pc.count_distinct(sample).as_py() <= len(sample) // 2
 
 
 def _store_file(

@@ -29,6 +29,7 @@ from kaifang.datastore.export import (
     xlsx_file,
 )
 from kaifang.datastore.query import ROW, DataQuery, Filter, QueryEngine
+from kaifang.datastore.storage import LocalFileStore
 from kaifang.datastore.types import ARROW_TYPES, Column
 from kaifang.datastore.types import ColumnType as T
 from kaifang.errors import InvalidInput
@@ -260,3 +261,68 @@ def test_exports_read_big_batches_lazily(engine: QueryEngine) -> None:
     first = next(batches)
     assert isinstance(first, pa.RecordBatch) and first.num_rows <= 3 and ROW not in first.schema.names
     assert sum(b.num_rows for b in batches) + first.num_rows == len(ROWS)
+
+
+# ---------------------------------------------------------------- JSON text, column by column
+
+
+def test_json_records_are_the_text_json_dumps_writes() -> None:
+    strings = ['a"b\\c', "\n\t\x01\x1f\x7f", "海河\u2028市", "", None, "'=1"]
+    floats = [5.0, 0.1, -0.0, 1e-07, 123456789.123, None]
+    batch = pa.RecordBatch.from_pydict(
+        {
+            '名称 "x"': strings,
+            "小数": floats,
+            "整数": [1, None, -3, 2**62, 0, 7],
+            "开放": [True, False, None, True, False, True],
+        }
+    )
+    document = json.loads(b"".join(json_chunks([batch, batch.slice(0, 0), batch], [], CITATION)))
+    expected = json.loads(json.dumps(batch.to_pylist(), ensure_ascii=False))
+    assert document["records"] == expected * 2
+    decimals = [r["小数"] for r in document["records"]]
+    assert all(isinstance(v, float) for v in decimals if v is not None)  # 5.0 stays a float
+    text = b"".join(json_chunks([batch], [], CITATION)).decode()
+    assert json.dumps(strings[1], ensure_ascii=False) in text and "\u2028" in text
+
+
+# ---------------------------------------------------------------- kept whole-table files
+
+
+def test_a_filled_file_is_kept_only_when_complete(tmp_path: Path) -> None:
+    store = LocalFileStore(tmp_path)
+    key = export.export_key(7, 2, "ab" * 32, "csv")
+    assert key == f"exports/7/2-{'ab' * 8}-r{export.EXPORT_REVISION}.csv"
+    abandoned = export.CacheFill(store, key)
+    stream = abandoned.stream(iter([b"a,b\r\n", b"1,2\r\n"]))
+    assert next(stream) == b"a,b\r\n"
+    stream.close()  # the client hung up
+    abandoned.keep()
+    assert not store.exists(key) and not list(store.path(key).parent.iterdir())
+    first, second = export.CacheFill(store, key), export.CacheFill(store, key)
+    one, two = first.stream(iter([b"a,b\r\n", b"1,2\r\n"])), second.stream(iter([b"a,b\r\n", b"1,2\r\n"]))
+    assert next(one) == next(two) == b"a,b\r\n"
+    assert b"".join(two) == b"1,2\r\n"
+    second.keep()
+    assert store.path(key).read_bytes() == b"a,b\r\n1,2\r\n"  # while the first is still filling
+    assert b"".join(one) == b"1,2\r\n"
+    first.keep()
+    assert store.path(key).read_bytes() == b"a,b\r\n1,2\r\n"
+    assert [p.name for p in store.path(key).parent.iterdir()] == [store.path(key).name]
+    assert b"".join(export.csv_with_bom(store, key)) == b"\xef\xbb\xbfa,b\r\n1,2\r\n"
+
+
+def test_parquet_into_store_writes_atomically(engine: QueryEngine, tmp_path: Path) -> None:
+    store = LocalFileStore(tmp_path)
+    key = export.export_key(1, 1, "cd" * 32, "parquet")
+    export.parquet_into_store(engine.batches(DataQuery(), batch_size=4), SCHEMA, store, key)
+    assert pq.read_table(store.path(key)).num_rows == len(ROWS)
+    assert [p.name for p in store.path(key).parent.iterdir()] == [store.path(key).name]
+
+    def broken() -> Iterator[pa.RecordBatch]:
+        yield next(engine.batches(DataQuery(), batch_size=4))
+        raise InvalidInput("查询中断")
+
+    with pytest.raises(InvalidInput):
+        export.parquet_into_store(broken(), SCHEMA, store, export.export_key(1, 2, "cd" * 32, "parquet"))
+    assert [p.name for p in store.path(key).parent.iterdir()] == [store.path(key).name]

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from starlette.datastructures import QueryParams
 
+from kaifang.datastore.engines import build_copy
 from kaifang.datastore.query import (
     ROW,
     DataQuery,
@@ -85,9 +86,15 @@ def write_parquet(path: Path, rows: list[dict[str, Any]], schema: list[Column] =
 ROWS = make_rows()
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> QueryEngine:
-    return QueryEngine(write_parquet(tmp_path_factory.mktemp("q") / "v1.parquet", ROWS), SCHEMA)
+@pytest.fixture(scope="module", params=["parquet", "copy"])
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> QueryEngine:
+    """Every engine test runs twice: on the version's Parquet file and on its query copy."""
+    path = write_parquet(tmp_path_factory.mktemp("q") / "v1.parquet", ROWS)
+    engine = QueryEngine(path, SCHEMA)
+    if request.param == "copy":
+        build_copy(path, path.with_suffix(".duckdb"))
+        engine.use_copy(path.with_suffix(".duckdb"))
+    return engine
 
 
 def as_json(row: dict[str, Any], names: list[str] | None = None) -> dict[str, Any]:
@@ -629,9 +636,11 @@ def test_concurrent_queries_from_many_threads(engine: QueryEngine) -> None:
         {"数量__gt": "0", "limit": 0},
     ]
     expected = [ask(engine, **params).records for params in asks]
+    copy = engine.copy
     with ThreadPoolExecutor(max_workers=4) as pool:
         answers = list(pool.map(lambda i: (i % 4, ask(engine, **asks[i % 4]).records), range(40)))
     assert all(records == expected[i] for i, records in answers)
+    assert engine.copy == copy  # the copy served every thread (no fallback to the Parquet file)
 
 
 def test_cursor_walk_when_row_numbers_have_gaps(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import xlsxwriter
 
+from kaifang.datastore import reader
 from kaifang.datastore.reader import clean_header, clean_headers, is_tabular, read_table
 from kaifang.datastore.types import RawTable
 from kaifang.errors import InvalidInput
@@ -418,3 +419,55 @@ def test_garbage_gives_a_table_or_invalid_input(tmp_path: Path) -> None:
         data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
         with contextlib.suppress(InvalidInput):
             assert isinstance(read(tmp_path, name, data), RawTable)
+
+
+# --- large files: blocks, transcoding in place, trimming ------------------------------------
+
+
+def test_quoted_line_breaks_across_many_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quotes in the body: pyarrow follows them from block to block, so a cell's line break
+    never ends a row, wherever a block boundary falls."""
+    monkeypatch.setattr(reader, "BLOCK_BYTES", 4096)
+    lines = ["编号,说明,值"] + [f'{i},"第{i}行\n续行,含逗号",{i * 2}' for i in range(3000)]
+    raw = read(tmp_path, "a.csv", "\n".join(lines) + "\n")
+    assert raw.table.num_rows == 3000 and raw.ragged_rows == {}
+    assert rows(raw)[2999] == ["2999", "第2999行\n续行,含逗号", "5998"]
+
+
+def test_unquoted_body_read_in_many_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reader, "BLOCK_BYTES", 4096)
+    lines = ['"编号","名称"'] + [f"{i},站点{i}" for i in range(5000)]  # quotes in the header only
+    raw = read(tmp_path, "a.csv", "\r\n".join(lines) + "\r\n")
+    assert raw.table.column_names == ["编号", "名称"]
+    assert rows(raw) == [[str(i), f"站点{i}"] for i in range(5000)]
+
+
+def test_gbk_is_transcoded_as_it_is_read(tmp_path: Path) -> None:
+    """Past the sample, in blocks, with ragged rows too (they are re-read with the csv module)."""
+    body = "".join(f"{i},海河市第{i}医院,和平区\n" for i in range(120_000))
+    path = write(tmp_path, "a.csv", "编号,名称,区\n" + body, encoding="gbk")
+    assert path.stat().st_size > 2 << 20
+    raw = read_table(path, filename="a.csv")
+    assert raw.encoding == "gb18030" and raw.table.num_rows == 120_000
+    assert rows(raw)[-1] == ["119999", "海河市第119999医院", "和平区"]
+    ragged = read(tmp_path, "b.csv", "编号,名称,区\n" + body + "120000,短行\n", encoding="gbk")
+    assert ragged.ragged_rows == {120_002: 2} and rows(ragged)[-1] == ["120000", "短行", None]
+
+
+def test_corrupt_gbk_far_down_names_the_byte(tmp_path: Path) -> None:
+    head = ("编号,名称\n" + "".join(f"{i},医院{i}\n" for i in range(300_000))).encode("gbk")
+    with pytest.raises(InvalidInput, match=f"第 {len(head) + 2} 字节"):
+        read(tmp_path, "a.csv", head + "9,".encode("gbk") + b"\x81\x0a")
+
+
+def test_whitespace_is_trimmed_wherever_it_hides(tmp_path: Path) -> None:
+    """Cell edges are screened byte-wise; every whitespace the trim kernel knows is found."""
+    cells = ["是", "否"] * 20_000  # their last byte is also the last byte of U+202F: screened, kept
+    cells[30_001] = "\u3000否"
+    cells[39_998] = "是\u00a0"
+    cells[39_999] = "\u2028"
+    text = "编号,是否\n" + "".join(f"{i},{c}\n" for i, c in enumerate(cells))
+    raw = read(tmp_path, "a.csv", text)
+    values = raw.table.column("是否").to_pylist()
+    assert values[30_001] == "否" and values[39_998] == "是" and values[39_999] is None
+    assert values[:4] == ["是", "否", "是", "否"] and values.count("是") == 20_000

@@ -1,0 +1,184 @@
+"""Query copies of large versions: built once in the background, the same answers as the Parquet
+file, a fallback when unreadable, and a bounded number attached at once."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from kaifang.datastore import engines, query
+from kaifang.datastore.engines import build_copy, copy_path, engine_for, wait_for_copies
+from kaifang.datastore.models import ResourceVersion, VersionStatus
+from kaifang.datastore.query import ROW, DataQuery, QueryEngine
+from kaifang.datastore.storage import LocalFileStore
+from tests.datastore.test_query import ROWS, SCHEMA, ask, ids, walk, write_parquet
+
+QUESTIONS: list[dict[str, Any]] = [
+    {"limit": 100},
+    {"区县": "东区", "limit": 3},
+    {"sort": "-金额", "limit": 5},
+    {"offset": 9, "limit": 4},
+    {"数量__gte": "3", "sort": "日期,-编号", "limit": 6},
+    {"group_by": "区县", "agg": "count,sum:数量,max:时间"},
+    {"名称__contains": "a", "limit": 0},
+]
+
+
+@pytest.fixture(autouse=True)
+def _empty_database() -> Iterator[None]:
+    """These tests read files only: no platform database to empty."""
+    yield
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalFileStore:
+    return LocalFileStore(tmp_path / "files")
+
+
+def published(store: LocalFileStore, rows: list[dict[str, Any]] = ROWS, **values: Any) -> ResourceVersion:
+    """A version as the ingest job leaves it: its Parquet file in the store, its row count and checksum."""
+    number = secrets.randbelow(10**9) + 1
+    key = f"data/{number}/1.parquet"
+    store.path(key).parent.mkdir(parents=True)
+    write_parquet(store.path(key), rows)
+    fields: dict[str, Any] = {
+        "id": number,
+        "status": VersionStatus.published,
+        "data_key": key,
+        "sha256": secrets.token_hex(32),
+        "row_count": len(rows),
+        "schema": [c.to_dict() for c in SCHEMA],
+    }
+    return ResourceVersion(**(fields | values))
+
+
+def answers(engine: QueryEngine) -> list[Any]:
+    return [(r.records, r.total, r.next) for r in (ask(engine, **params) for params in QUESTIONS)]
+
+
+def test_a_large_published_version_gets_a_copy_that_answers_the_same(
+    store: LocalFileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engines, "COPY_MIN_ROWS", len(ROWS))
+    version = published(store)
+    engine = engine_for(store, version)
+    on_parquet = answers(engine)  # served while the copy is being built
+    wait_for_copies(30)
+    assert engine.copy == str(copy_path(store, version)) and Path(engine.copy).is_file()
+    assert answers(engine) == on_parquet
+    assert [p.name for p in copy_path(store, version).parent.iterdir()] == [copy_path(store, version).name]
+    assert copy_path(store, version).name.startswith(version.sha256)
+    # Another process (or a restart) finds the copy built and reads it at once.
+    engines._engines.clear()
+    again = engine_for(store, version)
+    assert again is not engine and again.copy == engine.copy
+
+
+@pytest.mark.parametrize(
+    ("rows", "status"),
+    [(len(ROWS) - 1, VersionStatus.published), (len(ROWS), VersionStatus.review)],
+    ids=["small", "in review"],
+)
+def test_small_or_unpublished_versions_read_the_parquet_file(
+    store: LocalFileStore, monkeypatch: pytest.MonkeyPatch, rows: int, status: str
+) -> None:
+    monkeypatch.setattr(engines, "COPY_MIN_ROWS", len(ROWS))
+    version = published(store, row_count=rows, status=status)
+    engine = engine_for(store, version)
+    wait_for_copies(30)
+    assert engine.copy is None and not copy_path(store, version).exists()
+    assert answers(engine)[0][0][0]["编号"] == ROWS[0]["编号"]
+
+
+def test_an_unreadable_copy_falls_back_to_the_parquet_file(tmp_path: Path) -> None:
+    path = write_parquet(tmp_path / "v.parquet", ROWS)
+    expected = answers(QueryEngine(path, SCHEMA))
+    broken = tmp_path / "broken.duckdb"
+    broken.write_bytes(b"not a DuckDB database" * 100)
+    engine = QueryEngine(path, SCHEMA)
+    engine.use_copy(broken)
+    assert answers(engine) == expected
+    assert engine.copy is None
+
+
+def test_a_file_whose_row_numbers_are_not_positions_gets_no_copy(tmp_path: Path) -> None:
+    """Deep pages of a copy are ranges of `_row`: a copy is only made where `_row` is the position."""
+    path = write_parquet(tmp_path / "gaps.parquet", [{**row, ROW: row[ROW] * 10 + 5} for row in ROWS])
+    target = tmp_path / "copies" / "gaps.duckdb"
+    with pytest.raises(RuntimeError, match="not at their _row"):
+        build_copy(path, target)
+    assert list(target.parent.iterdir()) == []  # no copy, no half-written file
+
+
+UNSORTED: list[dict[str, str]] = [{}, {"区县": "东区"}, {"数量__gt": "0"}, {"名称": "没有这个名称"}]
+
+
+@pytest.mark.parametrize("params", UNSORTED, ids=str)
+def test_unsorted_pages_of_a_copy_cross_its_row_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, params: dict[str, str]
+) -> None:
+    """A copy finds unsorted pages by `_row` range, row group by row group (here of 4 rows)."""
+    monkeypatch.setattr(query, "COPY_ROW_GROUP", 4)
+    path = write_parquet(tmp_path / "v.parquet", ROWS)
+    build_copy(path, path.with_suffix(".duckdb"))
+    copy, parquet = QueryEngine(path, SCHEMA), QueryEngine(path, SCHEMA)
+    copy.use_copy(path.with_suffix(".duckdb"))
+    for limit in (1, 3, 5, 100):
+        assert walk(copy, params, limit) == walk(parquet, params, limit)
+        for offset in (0, 2, 7, 22, 23):
+            page = ask(copy, **params, limit=limit, offset=offset)
+            assert ids(page) == ids(ask(parquet, **params, limit=limit, offset=offset))
+            assert page.next == ask(parquet, **params, limit=limit, offset=offset).next
+    assert copy.copy is not None
+
+
+def test_idle_copies_beyond_the_limit_are_detached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(query._database, "MAX_ATTACHED", 1)
+    engines_ = []
+    for name, rows in (("a", ROWS), ("b", list(reversed(ROWS)))):
+        path = write_parquet(tmp_path / f"{name}.parquet", [{**row, ROW: i} for i, row in enumerate(rows)])
+        build_copy(path, path.with_suffix(".duckdb"))
+        engine = QueryEngine(path, SCHEMA)
+        engine.use_copy(path.with_suffix(".duckdb"))
+        engines_.append((engine, answers(QueryEngine(path, SCHEMA))))
+    for _ in range(3):
+        for engine, expected in engines_:
+            assert answers(engine) == expected and engine.copy is not None
+    cur = query._database.cursor()
+    attached = cur.execute(
+        "SELECT count(*) FROM duckdb_databases() WHERE database_name LIKE 'copy_%'"
+    ).fetchall()[0][0]
+    cur.close()
+    assert attached == 1
+
+
+def test_exports_stream_from_the_copy(tmp_path: Path) -> None:
+    path = write_parquet(tmp_path / "v.parquet", ROWS)
+    build_copy(path, path.with_suffix(".duckdb"))
+    engine = QueryEngine(path, SCHEMA)
+    engine.use_copy(path.with_suffix(".duckdb"))
+    q = DataQuery(sort=[("金额", True)])
+    streamed = pa.Table.from_batches(list(engine.batches(q, batch_size=4)))
+    assert (
+        streamed.to_pylist() == pa.Table.from_batches(list(QueryEngine(path, SCHEMA).batches(q))).to_pylist()
+    )
+    assert streamed.column_names == [c.name for c in SCHEMA] and engine.copy is not None
+
+
+def test_building_removes_copies_abandoned_mid_build_but_not_running_ones(tmp_path: Path) -> None:
+    path = write_parquet(tmp_path / "v.parquet", ROWS)
+    target = tmp_path / "copies" / "v.duckdb"
+    target.parent.mkdir()
+    abandoned, running = (target.with_name(f".v.duckdb.{tag}.part") for tag in ("old", "new"))
+    for part in (abandoned, running):
+        part.write_bytes(b"half a database")
+    os.utime(abandoned, (time.time() - engines.ABANDONED_AFTER_S - 1,) * 2)
+    build_copy(path, target)
+    assert sorted(p.name for p in target.parent.iterdir()) == [running.name, target.name]
