@@ -306,6 +306,7 @@ def download(
     """整表或按筛选条件下载，流式输出；响应头 X-Data-Source 与 JSON/XLSX 内容中注明数据来源（第二十四条）。"""
     resource, row, entry = service.readable_version(db, actor, resource_id, version)
     if resource.kind != ResourceKind.table:
+        record_access(db, actor, Tag.data_access_download, DataAccess(entry.id, resource.id, row.id, "file"))
         return _file_response(request, row)
     kf = request.app.state.kf
     source = citation(
@@ -320,6 +321,11 @@ def download(
     q = _query(request, row, paged=False)
     filename = f"{resource.name}_第{row.number}版.{format}"
     headers = {"Content-Disposition": content_disposition(filename), "X-Data-Source": quote_header(source)}
+    # Recorded before the first byte is sent (the session commits before the response starts):
+    # a download whose record was not written never begins.
+    rows = engine.count(q) if q.filters else row.row_count
+    access = DataAccess(entry.id, resource.id, row.id, format, rows)
+    record_access(db, actor, Tag.data_access_download, access, summary={"filters": _asked(request)})
     if format in ("csv", "parquet") and _whole_published_table(row, q):
         return _kept_download(kf.store, engine, q, row, format, bom, headers)
     # Runs the query now: a bad one fails here, not mid-download.

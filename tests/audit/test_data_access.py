@@ -1,0 +1,81 @@
+"""Every data access names the entry, resource, version, format and rows it read (Art. 18)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from kaifang.app import Platform
+from kaifang.audit.models import AuditRecord
+from tests.conftest import Factory
+from tests.datastore.test_data_api import auth, published_resource
+
+
+@pytest.fixture
+def table(client: TestClient, platform: Platform, factory: Factory) -> dict[str, Any]:
+    org = factory.org("sthj", "海河市生态环境局")
+    pub = factory.user("pub", org=org, roles=("publisher",))
+    citizen = factory.user("citizen")
+    entry_id = factory.entry(pub, org, title="空气质量日报")
+    rid = published_resource(client, platform, factory.api_key(pub), entry_id)
+    return {"entry": entry_id, "rid": rid, "key": factory.api_key(citizen), "citizen": citizen.id}
+
+
+def _accesses(platform: Platform) -> list[AuditRecord]:
+    with platform.db.session() as db:
+        rows = list(
+            db.scalars(select(AuditRecord).where(AuditRecord.kind == "access").order_by(AuditRecord.id))
+        )
+        db.expunge_all()
+    return rows
+
+
+def test_an_entry_page_preview_is_a_data_access(client: TestClient, platform: Platform, table: dict) -> None:
+    assert client.get(f"/datasets/{table['entry']}").status_code == 200
+    [preview] = _accesses(platform)
+    assert preview.action == "data:access:preview" and preview.data_format == "preview"
+    assert (preview.entry_id, preview.resource_id, preview.rows) == (table["entry"], table["rid"], 3)
+    assert preview.version_id is not None and preview.actor_name == "anonymous"
+
+
+def test_a_chart_is_a_data_access(client: TestClient, platform: Platform, table: dict) -> None:
+    url = f"/datasets/{table['entry']}/resources/{table['rid']}/chart.json"
+    assert client.get(url, params={"x": "区"}).status_code == 200
+    [chart] = _accesses(platform)
+    assert chart.action == "data:access:query" and chart.data_format == "chart" and chart.rows == 3
+    assert chart.summary["x"] == "区"
+
+
+def test_refused_reads_are_no_data_access(client: TestClient, platform: Platform, table: dict) -> None:
+    client.get(f"/datasets/{table['entry']}/resources/{table['rid']}/chart.json", params={"x": "无此列"})
+    client.get(f"/api/v1/resources/{table['rid']}/data")  # no key
+    assert _accesses(platform) == []
+
+
+def test_data_api_download_and_sql_are_data_accesses(
+    client: TestClient, platform: Platform, table: dict
+) -> None:
+    rid, headers = table["rid"], auth(table["key"])
+    assert (
+        client.get(f"/api/v1/resources/{rid}/data", headers=headers, params={"区": "和平区"}).status_code
+        == 200
+    )
+    assert client.get(f"/api/v1/resources/{rid}/download", params={"format": "csv"}).status_code == 200
+    sql = client.get(
+        f"/api/v1/resources/{rid}/sql", headers=headers, params={"sql": "SELECT count(*) AS n FROM data"}
+    )
+    assert sql.status_code == 200
+    query, download, by_sql = _accesses(platform)
+    assert (query.action, query.data_format, query.rows) == ("data:access:query", "json", 1)
+    assert query.actor_id == table["citizen"] and query.api_key_id is not None
+    assert query.summary["filters"] == {"区": "和平区"}
+    assert (download.action, download.data_format, download.actor_name) == (
+        "data:access:download",
+        "csv",
+        "anonymous",
+    )
+    assert (by_sql.action, by_sql.rows) == ("data:access:sql", 1)
+    assert by_sql.summary["sql"] == "SELECT count(*) AS n FROM data"
