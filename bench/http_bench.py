@@ -149,7 +149,7 @@ def peer_batches(parquet: Path) -> Iterator[Any]:
     con.close()
 
 
-def load_sqlite(path: Path, parquet: Path) -> None:
+def load_sqlite(path: Path, parquet: Path, indexes: bool) -> None:
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode = OFF")
     con.execute("PRAGMA synchronous = OFF")
@@ -160,8 +160,9 @@ def load_sqlite(path: Path, parquet: Path) -> None:
     insert = f"INSERT INTO {TABLE} VALUES ({', '.join('?' * len(COLUMNS))})"
     for batch in peer_batches(parquet):
         con.executemany(insert, zip(*(column.to_pylist() for column in batch.columns), strict=True))
-    con.execute(f"CREATE INDEX idx_{TABLE}_district ON {TABLE} (district)")
-    con.execute(f"CREATE INDEX idx_{TABLE}_district_category ON {TABLE} (district, category)")
+    if indexes:
+        con.execute(f"CREATE INDEX idx_{TABLE}_district ON {TABLE} (district)")
+        con.execute(f"CREATE INDEX idx_{TABLE}_district_category ON {TABLE} (district, category)")
     con.execute("ANALYZE")
     con.commit()
     con.close()
@@ -201,7 +202,7 @@ def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def postgres_peer(url: str, parquet: Path) -> Iterator[psycopg.Connection[Any]]:
+def postgres_peer(url: str, parquet: Path, indexes: bool) -> Iterator[psycopg.Connection[Any]]:
     """A dedicated database with the table, dropped afterwards."""
     name = f"kaifang_http_bench_{os.getpid()}_{secrets.token_hex(3)}"
     with psycopg.connect(url, autocommit=True) as admin:
@@ -215,8 +216,9 @@ def postgres_peer(url: str, parquet: Path) -> Iterator[psycopg.Connection[Any]]:
             with con.cursor().copy(f"COPY {TABLE} FROM STDIN (FORMAT csv)") as copy:
                 for batch in peer_batches(parquet):
                     copy.write(_csv_bytes(batch))
-            con.execute(f"CREATE INDEX ON {TABLE} (district)")
-            con.execute(f"CREATE INDEX ON {TABLE} (district, category)")
+            if indexes:
+                con.execute(f"CREATE INDEX ON {TABLE} (district)")
+                con.execute(f"CREATE INDEX ON {TABLE} (district, category)")
             con.execute(f"VACUUM ANALYZE {TABLE}")
             yield con
     finally:
@@ -428,7 +430,8 @@ def report(results: dict[str, dict[str, float]], facts: dict[str, Any]) -> str:
         f"{os.cpu_count()} CPUs. Kaifang `/healthz` p50 {facts['healthz']:.1f} ms (its HTTP floor). "
         f"Setup: Parquet {facts['parquet_s']:.1f} s, SQLite {facts['sqlite_s']:.1f} s, "
         f"PostgreSQL {facts['postgres_s']:.1f} s; Kaifang's query copy (once per version, in the "
-        f"background from the first query on) {facts['copy_s']:.1f} s.",
+        f"background from the first query on) {facts['copy_s']:.1f} s. Peer indexes on (district) and "
+        f"(district, category): {facts['peer_indexes']}.",
         "",
         "| question | DuckDB | Datasette | PostgreSQL | Kaifang HTTP | Kaifang/DuckDB "
         "| faster than both peers? |",
@@ -461,22 +464,31 @@ def timed(what: str, action: Callable[[], Any]) -> float:
 def run(args: argparse.Namespace, work: Path) -> str:
     home = Path(tempfile.mkdtemp(prefix="kaifang-http-bench-"))
     try:
-        parquet, sqlite_db = work / "table.parquet", work / "bench.db"
-        facts: dict[str, Any] = {"rows": args.rows, "runs": args.runs, "parquet_s": 0.0, "sqlite_s": 0.0}
+        indexes = args.peer_indexes == "yes"
+        parquet, sqlite_db = work / "table.parquet", work / f"bench-{'indexed' if indexes else 'plain'}.db"
+        facts: dict[str, Any] = {
+            "rows": args.rows,
+            "runs": args.runs,
+            "parquet_s": 0.0,
+            "sqlite_s": 0.0,
+            "peer_indexes": args.peer_indexes,
+        }
         if not parquet.exists():
             facts["parquet_s"] = timed(
                 f"writing {args.rows:,} rows as a version file",
                 lambda: generate(parquet, args.rows, "ingest-delta"),
             )
         if not sqlite_db.exists():
-            facts["sqlite_s"] = timed("loading SQLite for Datasette", lambda: load_sqlite(sqlite_db, parquet))
+            facts["sqlite_s"] = timed(
+                "loading SQLite for Datasette", lambda: load_sqlite(sqlite_db, parquet, indexes)
+            )
         rid, key, copy = publish_version(home, parquet)
         # The offset question goes past the default deepest offset (1,000,000); cursors have no limit.
         os.environ["KAIFANG_DATA_MAX_OFFSET"] = str(max(args.rows, 1_000_000))
         with ExitStack() as servers:
             started = time.perf_counter()
             log("loading PostgreSQL …")
-            pg = servers.enter_context(postgres_peer(args.postgres, parquet))
+            pg = servers.enter_context(postgres_peer(args.postgres, parquet, indexes))
             facts["postgres_s"] = time.perf_counter() - started
             datasette = servers.enter_context(datasette_server(sqlite_db))
             kaifang = servers.enter_context(running_server(home, ""))
@@ -507,6 +519,13 @@ def main(argv: list[str] | None = None) -> int:
         "--postgres",
         default="postgresql://root@127.0.0.1:5432/postgres",
         help="PostgreSQL server to create the peer's temporary database on",
+    )
+    parser.add_argument(
+        "--peer-indexes",
+        choices=("yes", "no"),
+        default="yes",
+        help="yes: the peers get indexes on (district) and (district, category), as a careful publisher "
+        "adds them; no: the tables as loaded by default (sqlite-utils, CKAN xloader), as DESIGN.md measured",
     )
     parser.add_argument(
         "--workdir", type=Path, help="keep the Parquet file and the SQLite database here, and reuse them"

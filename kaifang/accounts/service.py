@@ -439,15 +439,15 @@ def resolve_api_key(db: Session, plain: str) -> tuple[User, ApiKey] | None:
     parts = plain.strip().split("_")
     if len(parts) < 3 or not plain.startswith(API_KEY_PREFIX):
         return None
-    key = db.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
-    if (
-        key is None
-        or key.revoked_at is not None
-        or not hmac.compare_digest(key.key_hash, sha256(plain.strip()))
-    ):
+    found = db.execute(
+        select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == parts[1])
+    ).first()
+    if found is None:
         return None
-    user = db.get(User, key.user_id)
-    if user is None or not user.is_active:
+    key, user = found
+    if key.revoked_at is not None or not hmac.compare_digest(key.key_hash, sha256(plain.strip())):
+        return None
+    if not user.is_active:
         return None
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > timedelta(seconds=60):
