@@ -24,6 +24,7 @@ from kaifang.ratelimit import RateLimiter
 from kaifang.settings import Settings, load_settings
 from kaifang.tasks import Jobs, make_jobs
 from kaifang.web import errors
+from kaifang.web.health import Metrics
 from kaifang.web.security import CSRFMiddleware, SecurityHeadersMiddleware
 from kaifang.web.templating import Site, make_environment
 
@@ -43,6 +44,7 @@ class Platform:
     store: FileStore
     jobs: Jobs
     audit: AuditWriter
+    metrics: Metrics
 
 
 def build_platform(settings: Settings) -> Platform:
@@ -57,6 +59,7 @@ def build_platform(settings: Settings) -> Platform:
         templates=make_environment(s),
         store=store,
         jobs=make_jobs(s, db, store),
+        metrics=Metrics(),
         audit=AuditWriter(
             db, SigningKey.from_settings(s), checkpoint_every=timedelta(minutes=s.audit_checkpoint_minutes)
         ),
@@ -91,7 +94,7 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
     from kaifang.catalog import workspace_views as workspace
     from kaifang.datastore import api as datastore_api
     from kaifang.datastore import views as datastore_views
-    from kaifang.web import admin_views, views
+    from kaifang.web import admin_views, health, views
 
     settings = settings or load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -124,9 +127,12 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
     errors.install(app)
     app.add_middleware(CSRFMiddleware, secret=settings.secret_key, reject=errors.csrf_reject)
     app.add_middleware(SecurityHeadersMiddleware, secure_cookies=settings.cookie_secure)
-    app.add_middleware(RequestAuditMiddleware, writer=platform.audit)  # outermost: sees every answer
+    app.add_middleware(
+        RequestAuditMiddleware, writer=platform.audit, metrics=platform.metrics
+    )  # outermost: sees every answer
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     routers = (
+        health,
         catalog_api,
         datastore_api,
         accounts_api,

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
         3 * 365, ge=180, description="how long audit records stay in the database (at least 180 days)"
     )
 
+    metrics_networks: str = Field(
+        "127.0.0.0/8,::1/128", description="comma-separated networks allowed to read /metrics (Prometheus)"
+    )
+
     site_name: str = Field("海河市公共数据开放平台", description="portal name")
     site_sponsor: str = Field("海河市互联网信息办公室（演示）", description="主办单位")
     site_organizer: str = Field("海河市大数据管理中心（演示）", description="承办单位")

@@ -17,9 +17,10 @@ from kaifang.audit.models import RecordKind
 from kaifang.audit.tags import Tag
 from kaifang.audit.writer import AuditWriter
 from kaifang.db import utcnow
+from kaifang.web.health import Metrics
 
 UNRECORDED_PREFIXES = ("/static/",)
-UNRECORDED_PATHS = frozenset({"/healthz", "/readyz", "/favicon.ico"})
+UNRECORDED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/favicon.ico"})
 
 
 def recorded(path: str) -> bool:
@@ -27,9 +28,12 @@ def recorded(path: str) -> bool:
 
 
 class RequestAuditMiddleware:
-    def __init__(self, app: ASGIApp, writer: AuditWriter) -> None:
+    """Records every request, and counts it in the Prometheus metrics on the way."""
+
+    def __init__(self, app: ASGIApp, writer: AuditWriter, metrics: Metrics) -> None:
         self.app = app
         self.writer = writer
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not recorded(scope["path"]):
@@ -51,7 +55,9 @@ class RequestAuditMiddleware:
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            self.writer.add(_values(scope, at, status, sent, time.perf_counter() - started))
+            values = _values(scope, at, status, sent, time.perf_counter() - started)
+            self.writer.add(values)
+            self.metrics.observe(values["method"], values["route"], status, time.perf_counter() - started)
 
 
 def _values(scope: Scope, at: Any, status: int, sent: int, seconds: float) -> dict[str, Any]:

@@ -48,6 +48,11 @@ class AuditWriter:
                 log.error("audit buffer full: oldest request record dropped")
             self._buffer.append(values)
 
+    def buffered(self) -> int:
+        """Request records waiting to be written (for /metrics)."""
+        with self._lock:
+            return len(self._buffer)
+
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()

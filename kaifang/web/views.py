@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
+from fastapi.responses import Response
 
 from kaifang.accounts.permissions import Actor
 from kaifang.catalog import search, service
@@ -33,22 +32,6 @@ ERROR_STATUSES = (
     (423, "账号因多次登录失败被临时锁定"),
     (429, "调用过于频繁，请稍后再试"),
 )
-
-
-@router.get("/healthz")
-def healthz(request: Request) -> Response:
-    """200 when the database and the file store answer."""
-    kf = request.app.state.kf
-    try:
-        with kf.db.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        home = kf.settings.home
-        writable = home.is_dir()
-    except Exception:  # any failure means "not healthy"
-        return JSONResponse({"status": "error", "message": "数据库不可用"}, status_code=503)
-    if not writable:
-        return JSONResponse({"status": "error", "message": "文件存储不可用"}, status_code=503)
-    return JSONResponse({"status": "ok"})
 
 
 # --- home -----------------------------------------------------------------------------------------
