@@ -465,7 +465,9 @@ def run(args: argparse.Namespace, work: Path) -> str:
     home = Path(tempfile.mkdtemp(prefix="kaifang-http-bench-"))
     try:
         indexes = args.peer_indexes == "yes"
-        parquet, sqlite_db = work / "table.parquet", work / f"bench-{'indexed' if indexes else 'plain'}.db"
+        # Datasette names the database after the file: keep it bench.db, one folder per index choice.
+        parquet, sqlite_db = work / "table.parquet", work / ("indexed" if indexes else "plain") / "bench.db"
+        sqlite_db.parent.mkdir(exist_ok=True)
         facts: dict[str, Any] = {
             "rows": args.rows,
             "runs": args.runs,
