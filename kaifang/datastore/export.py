@@ -15,6 +15,7 @@ The whole-table CSV and Parquet files of a published version are the same bytes 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -23,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote as percent_encode
 
 import pyarrow as pa
@@ -36,6 +37,8 @@ from xlsxwriter.worksheet import Worksheet
 from kaifang.datastore.storage import FileStore
 from kaifang.datastore.types import ARROW_TYPES, Column
 from kaifang.errors import InvalidInput
+
+log = logging.getLogger("kaifang.datastore")
 
 ROW = "_row"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -386,7 +389,8 @@ class CacheFill:
     They go to a temporary file beside the key's place; `keep` (run once the response is sent)
     moves it under the key if every chunk went out. A download that stops half-way (the client
     hung up, an error) deletes its file. Concurrent first downloads each fill their own file and
-    the last move wins — with the same bytes — so no reader ever sees a partial file.
+    the last move wins — with the same bytes — so no reader ever sees a partial file. The copy
+    is a convenience: if the disk refuses it, the download goes on without it.
     """
 
     def __init__(self, store: FileStore, key: str) -> None:
@@ -395,20 +399,53 @@ class CacheFill:
         self.complete = False
 
     def stream(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        self.part = _part_beside(self.store, self.key)
+        out = self._open()
         try:
-            with self.part.open("wb") as out:
-                for chunk in chunks:
-                    out.write(chunk)
-                    yield chunk
-            self.complete = True
+            for chunk in chunks:
+                if out is not None:
+                    out = self._write(out, chunk)
+                yield chunk
+            self.complete = out is not None
         finally:
-            if not self.complete:
+            if out is not None:
+                self.complete = self._closed(out) and self.complete
+            if not self.complete and self.part is not None:
                 self.part.unlink(missing_ok=True)
 
     def keep(self) -> None:
-        if self.complete and self.part is not None:
+        if not self.complete or self.part is None:
+            return
+        try:
             self.store.put_file(self.key, self.part)
+        except OSError:
+            log.warning("could not keep %s", self.key, exc_info=True)
+            self.part.unlink(missing_ok=True)
+
+    def _open(self) -> BinaryIO | None:
+        try:
+            self.part = _part_beside(self.store, self.key)
+            return self.part.open("wb")
+        except OSError:
+            log.warning("could not start keeping %s", self.key, exc_info=True)
+            return None
+
+    def _write(self, out: BinaryIO, chunk: bytes) -> BinaryIO | None:
+        try:
+            out.write(chunk)
+            out.flush()  # chunks are megabytes: nothing is gained by holding them, errors show now
+            return out
+        except OSError:  # a full disk: stop copying, keep sending
+            log.warning("could not keep %s", self.key, exc_info=True)
+            self._closed(out)
+            return None
+
+    def _closed(self, out: BinaryIO) -> bool:
+        try:
+            out.close()
+            return True
+        except OSError:
+            log.warning("could not keep %s", self.key, exc_info=True)
+            return False
 
 
 def _part_beside(store: FileStore, key: str) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 
-from kaifang.datastore.reader import clean_header
+from kaifang.datastore.layout import clean_header
 from kaifang.datastore.types import (
     COLUMN_TYPE_LABELS,
     Column,

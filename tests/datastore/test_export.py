@@ -326,3 +326,25 @@ def test_parquet_into_store_writes_atomically(engine: QueryEngine, tmp_path: Pat
     with pytest.raises(InvalidInput):
         export.parquet_into_store(broken(), SCHEMA, store, export.export_key(1, 2, "cd" * 32, "parquet"))
     assert [p.name for p in store.path(key).parent.iterdir()] == [store.path(key).name]
+
+
+class FullDisk(io.RawIOBase):
+    def write(self, data: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_download_goes_on_when_its_copy_cannot_be_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalFileStore(tmp_path)
+    key = export.export_key(3, 1, "ef" * 32, "csv")
+    full = export.CacheFill(store, key)
+    monkeypatch.setattr(full, "_open", lambda: FullDisk())
+    assert b"".join(full.stream(iter([b"a,b\r\n", b"1,2\r\n"]))) == b"a,b\r\n1,2\r\n"
+    full.keep()
+    assert not store.exists(key) and not list(tmp_path.rglob("*.filling"))
+    unwritable = export.CacheFill(store, key)
+    monkeypatch.setattr(export, "_part_beside", lambda *_: tmp_path / "missing" / "dir" / "part")
+    assert b"".join(unwritable.stream(iter([b"x\r\n"]))) == b"x\r\n"
+    unwritable.keep()
+    assert not store.exists(key)
