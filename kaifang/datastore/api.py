@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
@@ -265,7 +265,7 @@ class DataOut(BaseModel):
 @router.get("/resources/{resource_id}/data", response_model=DataOut, summary="数据查询接口（需 API 密钥）")
 def data(
     request: Request, resource_id: RowId, db: DB, actor: CurrentActor, version: VersionParam = None
-) -> DataOut:
+) -> Response:
     """筛选 `列=值`、`列__gt=`、`__gte`、`__lt`、`__lte`、`__ne`、`__in=a,b`、`__contains=`、
     `__isnull=true`；`fields`、`sort`（`列` 或 `-列`）、`limit`、`offset` 或 `cursor`；
     `group_by` 与 `agg=count|sum:列|avg:列|min:列|max:列`。"""
@@ -279,15 +279,18 @@ def data(
     result = engine_for(request.app.state.kf.store, row).run(_query(request, row, paged=True))
     access = DataAccess(entry.id, resource.id, row.id, "json", len(result.records))
     record_access(db, actor, Tag.data_access_query, access, summary={"filters": _asked(request)})
-    return DataOut(
-        resource=resource.id,
-        version=row.number,
-        fields=result.fields,
-        records=result.records,
-        total=result.total,
-        next=result.next,
-        schema=row.schema,
-    )
+    # The records are JSON values already (the engine converts dates and decimals): sent as they
+    # are, without validating every row against DataOut again (that was a third of a small call).
+    body = {
+        "resource": resource.id,
+        "version": row.number,
+        "fields": result.fields,
+        "records": result.records,
+        "total": result.total,
+        "next": result.next,
+        "schema": row.schema,
+    }
+    return JSONResponse(body)
 
 
 Format = Literal["csv", "json", "xlsx", "parquet"]
