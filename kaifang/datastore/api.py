@@ -232,6 +232,15 @@ VersionParam = Annotated[int | None, Query(ge=1, le=100_000, description="版本
 EXTRA_PARAMS = ("version",)  # ours, not filters
 
 
+def _require_key(actor: Actor, what: str) -> None:
+    """The data API and the SQL endpoint are called with an API key, so calls can be counted and
+    limited per key (a signed-in browser session is not enough)."""
+    if actor.api_key_id is None:
+        raise NotAuthenticated(
+            f"{what}需要 API 密钥：请在个人中心创建密钥，并在请求头 Authorization: Bearer 中携带"
+        )
+
+
 def _asked(request: Request) -> dict[str, str]:
     """The query parameters of a data access, for its audit record (values cut to a sane length)."""
     return {k[:64]: ",".join(request.query_params.getlist(k))[:500] for k in request.query_params}
@@ -269,10 +278,7 @@ def data(
     """筛选 `列=值`、`列__gt=`、`__gte`、`__lt`、`__lte`、`__ne`、`__in=a,b`、`__contains=`、
     `__isnull=true`；`fields`、`sort`（`列` 或 `-列`）、`limit`、`offset` 或 `cursor`；
     `group_by` 与 `agg=count|sum:列|avg:列|min:列|max:列`。"""
-    if actor.api_key_id is None:
-        raise NotAuthenticated(
-            "数据接口需要 API 密钥：请在个人中心创建密钥，并在请求头 Authorization: Bearer 中携带"
-        )
+    _require_key(actor, "数据接口")
     resource, row, entry = service.readable_version(db, actor, resource_id, version)
     if resource.kind != ResourceKind.table:
         raise InvalidInput("该资源是文件，不支持数据查询，请使用下载")
@@ -451,10 +457,7 @@ SqlParam = Annotated[str, Query(description="一条 SELECT 查询，表名为 da
 
 def _sql(request: Request, db: DB, actor: Actor, resource_id: int, number: int | None, text: str) -> SqlOut:
     """The SQL endpoint needs an API key like the data API and reads what the data API may read."""
-    if actor.api_key_id is None:
-        raise NotAuthenticated(
-            "SQL 查询接口需要 API 密钥：请在个人中心创建密钥，并在请求头 Authorization: Bearer 中携带"
-        )
+    _require_key(actor, "SQL 查询接口")
     resource, row, entry = service.readable_version(db, actor, resource_id, number)
     if resource.kind != ResourceKind.table:
         raise InvalidInput("该资源是文件，不支持 SQL 查询，请使用下载")
