@@ -44,7 +44,10 @@ def list_datasets(
     request: Request,
     db: DB,
     actor: CurrentActor,
-    q: Annotated[str, Query(max_length=200, description="检索词（中文分词）")] = "",
+    q: Annotated[
+        str,
+        Query(max_length=200, description="检索词：中文分词，繁体、全角、拼音和日常说法（如“办护照”）均可"),
+    ] = "",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
     sort: Annotated[
@@ -78,6 +81,10 @@ def list_datasets(
         page_size=result.page_size,
         sort=result.sort,
         partial=result.partial,
+        expanded=result.expanded,
+        expansions=result.expansions,
+        did_you_mean=result.did_you_mean,
+        themes=[FacetValueOut(**fv.__dict__) for fv in result.themes],
         results=[_out(e, actor) for e in result.entries],
         facets={f: [FacetValueOut(**fv.__dict__) for fv in values] for f, values in result.facets.items()},
     )

@@ -180,7 +180,8 @@ class CatalogState(Base):
 
 
 class SearchDoc(Base):
-    """jieba-segmented text of an entry's live fields, the input of the full-text index.
+    """Normalised, jieba-segmented text of an entry's live fields, the input of the full-text
+    index; title and keywords also hold the pinyin of their words (kaifang.catalog.analysis).
 
     SQLite indexes it with an FTS5 table (``search_fts``, rowid = entry id) and PostgreSQL with
     the ``tsv`` column below; both are created by the migration, not by the ORM.
@@ -193,3 +194,18 @@ class SearchDoc(Base):
     keywords: Mapped[str] = mapped_column(Text, default="")
     summary: Mapped[str] = mapped_column(Text, default="")
     provider: Mapped[str] = mapped_column(Text, default="")
+
+
+class VocabularyEntry(Base):
+    """One group of the search vocabulary: everyday words people type (办护照, 考驾照) and the
+    catalog's words they mean (出入境, 驾驶人考试). Shipped as ``vocabulary.txt``, kept here so the
+    regulator and the operator can extend and correct it (kaifang.catalog.vocabulary)."""
+
+    __tablename__ = "search_vocabulary"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    terms: Mapped[list[str]] = mapped_column(JSON, default=list)  # everyday words
+    expansions: Mapped[list[str]] = mapped_column(JSON, default=list)  # catalog words
+    theme: Mapped[str] = mapped_column(String(20), default="", index=True)  # theme code or ""
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -146,5 +146,9 @@ class SearchOut(BaseModel):
     page_size: int
     sort: str
     partial: bool = Field(description="没有同时匹配所有词的结果时为 true，结果为部分匹配")
+    expanded: bool = Field(False, description="没有直接包含检索词的结果、按检索词表中的相关说法找到时为 true")
+    expansions: list[str] = Field(default_factory=list, description="检索词表为检索词补充的目录用语")
+    did_you_mean: list[str] = Field(default_factory=list, description="检索词可能有误时，建议的检索词")
+    themes: list[FacetValueOut] = Field(default_factory=list, description="与检索词相关的主题分类")
     results: list[EntryOut]
     facets: dict[str, list[FacetValueOut]]

@@ -1,46 +1,49 @@
 """Chinese full-text search over the catalog, in the metadata database itself.
 
-Text is segmented with jieba (search mode) into space-separated tokens (``search_docs``), indexed
-by SQLite FTS5 (``search_fts``) or a PostgreSQL tsvector column; both are created by the
-migration. A query is segmented the same way; every query word must match (a word matches as
-itself, as all of its sub-words, or — for one-character and Latin words — as a prefix). When no
-entry matches every word, the search falls back to entries matching any word and says so.
-Ranking puts title matches first, then BM25 (SQLite) or ts_rank (PostgreSQL) with fields
-weighted title > keywords > provider > summary.
+Text is normalised and segmented (kaifang.catalog.analysis: simplified characters, half-width,
+case folded, jieba search mode, pinyin of title and keyword words) into space-separated terms
+(``search_docs``), indexed by SQLite FTS5 (``search_fts``) or a PostgreSQL tsvector column; both
+are created by the migration. A query becomes concepts, each matched by the person's own words,
+their pinyin or, more weakly, the catalog words the search vocabulary gives for them
+(kaifang.catalog.query); kaifang.catalog.ranking finds and scores the matches.
+
+Never a dead end: entries matching every concept come first; when none matches the person's own
+words the result says it was found through related words (`expanded`); when no entry matches
+every concept, entries matching some of them are shown and the result says so (`partial`); a
+query that finds nothing, or only through those fallbacks, gets "did you mean" suggestions and
+matching themes (kaifang.catalog.suggest).
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import secrets
 import threading
-import unicodedata
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 
-import jieba
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, joinedload
 
 from kaifang.accounts.models import Organisation
 from kaifang.accounts.permissions import Actor
+from kaifang.catalog import analysis, ranking, suggest
 from kaifang.catalog.models import (
     FREQUENCY_LABELS,
     OPEN_TYPE_LABELS,
-    CatalogState,
     Entry,
     EntryFormat,
     EntryStatus,
     OpenType,
     SearchDoc,
+    TaxonomyKind,
     TaxonomyTerm,
 )
+from kaifang.catalog.query import Query, parse
+from kaifang.catalog.state import catalog_token, touch_catalog
+from kaifang.catalog.vocabulary import Lexicon, load_lexicon
 from kaifang.db import is_sqlite
-
-jieba.setLogLevel(logging.WARNING)
 
 FACETS = ("theme", "provider", "open_type", "format", "update_frequency", "grade")
 FACET_LABELS = {
@@ -51,51 +54,16 @@ FACET_LABELS = {
     "update_frequency": "更新频率",
     "grade": "数据分级",
 }
-# Function words that never decide a search.
-STOPWORDS = frozenset(
-    {
-        "的",
-        "了",
-        "和",
-        "与",
-        "及",
-        "或",
-        "在",
-        "是",
-        "有",
-        "吗",
-        "呢",
-        "啊",
-        "吧",
-        "之",
-        "等",
-        "对",
-        "从",
-        "把",
-        "被",
-        "就",
-        "也",
-        "都",
-        "而",
+
+
+def doc_fields(title: str, keywords: list[str], summary: str, provider: str) -> dict[str, str]:
+    """The indexed text of an entry's fields; title and keywords carry their words' pinyin too."""
+    return {
+        "title": analysis.field_text(title, with_pinyin=True),
+        "keywords": analysis.field_text(" ".join(keywords), with_pinyin=True),
+        "summary": analysis.field_text(summary),
+        "provider": analysis.field_text(provider),
     }
-)
-_WORD = re.compile(r"\w", re.UNICODE)
-_MAX_QUERY_WORDS = 12
-
-
-def normalise(text_: str) -> str:
-    """Full-width to half-width and case folding, so ＰＭ１０, PM10 and pm10 are one term."""
-    return unicodedata.normalize("NFKC", text_).casefold()
-
-
-def tokens(text_: str) -> list[str]:
-    """Search-mode segmentation: words and their sub-words, without punctuation."""
-    return [t for t in (w.strip() for w in jieba.cut_for_search(normalise(text_))) if t and _WORD.search(t)]
-
-
-def query_words(q: str) -> list[str]:
-    words = [w.strip() for w in jieba.cut(normalise(q))]
-    return [w for w in words if w and _WORD.search(w) and w not in STOPWORDS][:_MAX_QUERY_WORDS]
 
 
 def index_entry(db: Session, entry: Entry) -> None:
@@ -105,11 +73,10 @@ def index_entry(db: Session, entry: Entry) -> None:
         if entry.provider is not None
         else db.get_one(Organisation, entry.provider_id).name
     )
+    fields = doc_fields(entry.title, entry.keywords or [], entry.summary or "", provider)
     doc = db.get(SearchDoc, entry.id) or SearchDoc(entry_id=entry.id)
-    doc.title = " ".join(tokens(entry.title))
-    doc.keywords = " ".join(tokens(" ".join(entry.keywords or [])))
-    doc.summary = " ".join(tokens(entry.summary or ""))
-    doc.provider = " ".join(tokens(provider))
+    for name, value in fields.items():
+        setattr(doc, name, value)
     db.merge(doc)
     db.query(EntryFormat).filter(EntryFormat.entry_id == entry.id).delete()
     for fmt in dict.fromkeys(entry.formats or []):
@@ -122,85 +89,9 @@ def index_entry(db: Session, entry: Entry) -> None:
                 "INSERT INTO search_fts(rowid, title, keywords, summary, provider) "
                 "VALUES (:id, :title, :keywords, :summary, :provider)"
             ),
-            {
-                "id": entry.id,
-                "title": doc.title,
-                "keywords": doc.keywords,
-                "summary": doc.summary,
-                "provider": doc.provider,
-            },
+            {"id": entry.id, **fields},
         )
     touch_catalog(db)
-
-
-# --- query building -----------------------------------------------------------------------------
-
-
-def _alternatives(word: str) -> list[list[str]]:
-    """Ways a query word may match: itself, all of its sub-words together, or as a prefix."""
-    subs = [t for t in jieba.cut_for_search(word) if t != word and _WORD.search(t)]
-    alts = [[word]]
-    if len(subs) > 1:
-        alts.append(subs)
-    return alts
-
-
-def _prefixable(word: str) -> bool:
-    return len(word) == 1 or word.isascii()
-
-
-def _fts5_query(words: Sequence[str], joiner: str) -> str:
-    def phrase(t: str) -> str:
-        return '"' + t.replace('"', '""') + '"'
-
-    groups = []
-    for w in words:
-        alts = [" AND ".join(phrase(t) for t in alt) for alt in _alternatives(w)]
-        if _prefixable(w):
-            alts.append(phrase(w) + "*")
-        groups.append("(" + " OR ".join(f"({a})" for a in alts) + ")")
-    return f" {joiner} ".join(groups)
-
-
-def _tsquery(words: Sequence[str], joiner: str) -> str:
-    def lexeme(t: str) -> str:
-        return "'" + t.replace("'", "''").replace("\\", "\\\\") + "'"
-
-    groups = []
-    for w in words:
-        alts = [" & ".join(lexeme(t) for t in alt) for alt in _alternatives(w)]
-        if _prefixable(w):
-            alts.append(lexeme(w) + ":*")
-        groups.append("(" + " | ".join(f"({a})" for a in alts) + ")")
-    return f" {'&' if joiner == 'AND' else '|'} ".join(groups)
-
-
-def _matches(db: Session, words: Sequence[str], joiner: str) -> dict[int, tuple[bool, float]]:
-    """Entry id → (title matched, score) for the words; a lower score ranks first."""
-    if is_sqlite(db):
-        expr = _fts5_query(words, joiner)
-        rows = db.execute(
-            text(
-                "SELECT rowid, bm25(search_fts, 10.0, 5.0, 1.0, 3.0) "
-                "FROM search_fts WHERE search_fts MATCH :q"
-            ),
-            {"q": expr},
-        ).all()
-        scores: dict[int, float] = dict(rows)
-        in_title = set(
-            db.scalars(
-                text("SELECT rowid FROM search_fts WHERE search_fts MATCH :q"), {"q": f"title : ({expr})"}
-            ).all()
-        )
-        return {entry_id: (entry_id in in_title, score) for entry_id, score in scores.items()}
-    rows = db.execute(
-        text(
-            "SELECT entry_id, to_tsvector('simple', title) @@ q, -ts_rank(tsv, q, 1) "
-            "FROM search_docs, to_tsquery('simple', :q) AS q WHERE tsv @@ q"
-        ),
-        {"q": _tsquery(words, joiner)},
-    ).all()
-    return {entry_id: (hit, score) for entry_id, hit, score in rows}
 
 
 # --- the published catalog, held in memory between changes ---------------------------------------
@@ -208,7 +99,7 @@ def _matches(db: Session, words: Sequence[str], joiner: str) -> dict[int, tuple[
 
 @dataclass(frozen=True)
 class Row:
-    """What search needs of one published entry to filter, count facets and sort."""
+    """What search needs of one published entry to filter, count facets, rank and relate."""
 
     id: int
     provider_id: int
@@ -216,6 +107,9 @@ class Row:
     keys: tuple[int, ...]  # the same as numbered (facet, value) pairs, for counting in one go
     published_at: float
     closed: bool
+    updated_at: float = 0.0  # last publication, for freshness
+    title_len: int = 0
+    keywords: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -226,38 +120,34 @@ class Snapshot:
     provider_names: dict[str, str]
     pairs: list[tuple[str, str]]  # number → (facet, value)
     labels: dict[tuple[str, str], str]  # (taxonomy kind, code) → name
+    lexicon: Lexicon
+    theme_text: dict[str, str] = field(default_factory=dict)  # active theme code → name and description
     unfiltered: dict[object, tuple[list[Row], dict[str, Counter[str]]]] = field(default_factory=dict)
     position: dict[int, int] = field(default_factory=dict)  # entry id → index in rows
+    cache: dict[str, object] = field(default_factory=dict)  # derived data built on first need
 
     def __post_init__(self) -> None:
         self.position = {r.id: i for i, r in enumerate(self.rows)}
 
-    def matching(self, match: dict[int, tuple[bool, float]], actor: Actor) -> list[Row]:
-        """The visible rows among the matches, newest first, without scanning the whole catalog."""
-        found = sorted(self.position[i] for i in match if i in self.position)
-        return [row for p in found if _sees(actor, row := self.rows[p])]
+    def matching(self, ids: Mapping[int, object], actor: Actor) -> list[Row]:
+        """The visible rows among `ids`, newest first, without scanning the whole catalog."""
+        found = sorted(self.position[i] for i in ids if i in self.position)
+        return [row for p in found if sees(actor, row := self.rows[p])]
 
 
 _snapshots: dict[int, Snapshot] = {}
 _lock = threading.Lock()
 
 
-def catalog_token(db: Session) -> str | None:
-    return db.scalar(select(CatalogState.token).where(CatalogState.id == 1))
-
-
-def touch_catalog(db: Session) -> None:
-    """Mark the published catalog as changed so every process reloads its snapshot."""
-    token = secrets.token_hex(8)
-    if not db.execute(update(CatalogState).where(CatalogState.id == 1).values(token=token)).rowcount:  # type: ignore[attr-defined]
-        db.add(CatalogState(id=1, token=token))
-        db.flush()
-
-
-def _load_snapshot(db: Session, token: str | None) -> Snapshot:
+def _formats(db: Session) -> dict[int, list[str]]:
     formats: dict[int, list[str]] = {}
     for entry_id, fmt in db.execute(select(EntryFormat.entry_id, EntryFormat.format)):
         formats.setdefault(entry_id, []).append(fmt)
+    return formats
+
+
+def _load_rows(db: Session) -> tuple[list[Row], dict[str, str], list[tuple[str, str]]]:
+    formats = _formats(db)
     query = (
         select(
             Entry.id,
@@ -269,13 +159,29 @@ def _load_snapshot(db: Session, token: str | None) -> Snapshot:
             Entry.update_frequency,
             Entry.grade,
             Entry.published_at,
+            Entry.last_published_at,
+            Entry.title,
+            Entry.keywords,
         )
         .join(Organisation, Organisation.id == Entry.provider_id)
         .where(Entry.status == EntryStatus.published)
     )
     rows, names = [], {}
     numbers: dict[tuple[str, str], int] = {}
-    for id_, provider_id, slug, name, theme, open_type, freq, grade, published_at in db.execute(query):
+    for (
+        id_,
+        provider_id,
+        slug,
+        name,
+        theme,
+        open_type,
+        freq,
+        grade,
+        published,
+        updated,
+        title,
+        kws,
+    ) in db.execute(query):
         names[slug] = name
         values = {
             "theme": (theme,),
@@ -285,17 +191,35 @@ def _load_snapshot(db: Session, token: str | None) -> Snapshot:
             "update_frequency": (freq,),
             "grade": (grade,),
         }
-        stamp = published_at.timestamp() if published_at else 0.0
+        stamp = published.timestamp() if published else 0.0
         keys = tuple(numbers.setdefault((f, v), len(numbers)) for f, vs in values.items() for v in vs if v)
-        rows.append(Row(id_, provider_id, values, keys, stamp, open_type == OpenType.closed))
+        keywords = frozenset(analysis.normalise(k) for k in kws or [])
+        fresh = updated.timestamp() if updated else stamp
+        closed = open_type == OpenType.closed
+        rows.append(Row(id_, provider_id, values, keys, stamp, closed, fresh, len(title), keywords))
     rows.sort(key=lambda r: (-r.published_at, -r.id))  # newest first: filtered lists keep this order
-    labels = {
-        (kind, code): name
-        for kind, code, name in db.execute(
-            select(TaxonomyTerm.kind, TaxonomyTerm.code, TaxonomyTerm.name)
-        ).all()
+    return rows, names, list(numbers)
+
+
+def _load_snapshot(db: Session, token: str | None) -> Snapshot:
+    rows, names, pairs = _load_rows(db)
+    terms = db.execute(
+        select(
+            TaxonomyTerm.kind,
+            TaxonomyTerm.code,
+            TaxonomyTerm.name,
+            TaxonomyTerm.description,
+            TaxonomyTerm.is_active,
+        )
+    ).all()
+    labels = {(kind, code): name for kind, code, name, _d, _a in terms}
+    theme_text = {
+        code: analysis.normalise(f"{name} {description}")
+        for kind, code, name, description, active in terms
+        if kind == TaxonomyKind.theme and active
     }
-    return Snapshot(token, rows, [r for r in rows if not r.closed], names, list(numbers), labels)
+    public = [r for r in rows if not r.closed]
+    return Snapshot(token, rows, public, names, pairs, labels, load_lexicon(db), theme_text)
 
 
 def snapshot(db: Session) -> Snapshot:
@@ -332,25 +256,29 @@ class SearchResult:
     entries: list[Entry]
     facets: dict[str, list[FacetValue]]
     filters: dict[str, list[str]]
-    partial: bool = False  # no entry matched every word; these match some of them
-    words: list[str] = field(default_factory=list)
+    partial: bool = False  # no entry matched every concept; these match some of them
+    expanded: bool = False  # no entry matched the person's own words; found through related words
+    words: list[str] = field(default_factory=list)  # to mark in the results
+    expansions: list[str] = field(default_factory=list)  # the catalog words the vocabulary added
+    did_you_mean: list[str] = field(default_factory=list)  # other queries that find entries
+    themes: list[FacetValue] = field(default_factory=list)  # themes matching the query
 
     @property
     def pages(self) -> int:
         return max(1, -(-self.count // self.page_size))
 
 
-def _sees(actor: Actor, row: Row) -> bool:
+def sees(actor: Actor, row: Row) -> bool:
     """不予开放 entries only for their provider's staff and the supervisors (Art. 7)."""
     return not row.closed or actor.is_supervisor or actor.is_member(row.provider_id)
 
 
-def _visible_rows(snap: Snapshot, actor: Actor) -> list[Row]:
+def visible_rows(snap: Snapshot, actor: Actor) -> list[Row]:
     if actor.is_supervisor:
         return snap.rows
     if not actor.org_roles:
         return snap.public_rows  # the common case, precomputed
-    return [r for r in snap.rows if _sees(actor, r)]
+    return [r for r in snap.rows if sees(actor, r)]
 
 
 def _count_facets(
@@ -378,6 +306,53 @@ def _count_facets(
     return passing, counts
 
 
+def browse_counts(snap: Snapshot, actor: Actor) -> tuple[list[Row], dict[str, Counter[str]]]:
+    """The whole catalog the actor sees and its facet counts: the same answer until it changes."""
+    key = "all" if actor.is_supervisor else tuple(sorted(actor.org_roles))
+    if key not in snap.unfiltered:
+        snap.unfiltered[key] = _count_facets(snap, visible_rows(snap, actor), {})
+    return snap.unfiltered[key]
+
+
+@dataclass
+class Found:
+    """The rows a query matched, ranked, and how they were found."""
+
+    rows: list[Row]
+    partial: bool = False
+    expanded: bool = False
+
+
+def _found(db: Session, snap: Snapshot, actor: Actor, query: Query, sort: str) -> Found:
+    """Entries matching every required concept. When none of them matches the person's own words,
+    entries matching some of the concepts follow them (the answer is already a looser one); when
+    no entry matches every concept, those matching some are the answer (partial)."""
+    matches = ranking.rank(query.concepts, ranking.find(db, query.forms), len(snap.rows))
+    visible = snap.matching(matches, actor)
+    needed = len(query.required)
+    complete = [r for r in visible if matches[r.id].required == needed]
+    some = [r for r in visible if matches[r.id].required]  # complete ones included, newest first
+    if complete and any(matches[r.id].own == needed for r in complete):
+        found = Found(complete)
+    elif complete:
+        found = Found(some, expanded=True)
+    else:
+        found = Found(some, partial=bool(some))
+    if sort == "relevance":
+        found.rows = _ranked(db, found.rows, matches)
+    return found
+
+
+def _ranked(db: Session, rows: list[Row], matches: dict[int, ranking.Match]) -> list[Row]:
+    final = ranking.tie_breakers(
+        matches, [(r.id, r.title_len, r.updated_at) for r in rows], ranking.use_counts(db), time.time()
+    )
+    # More required concepts first (only partial answers differ), then the score; sorted is
+    # stable, so equal scores stay newest first.
+    order = {i: matches[i].required * 100.0 + score for i, score in final.items()}
+    return sorted(rows, key=lambda r: -order[r.id])
+
+
 def search_catalog(
     db: Session,
     actor: Actor,
@@ -393,51 +368,57 @@ def search_catalog(
     filters = {k: [v for v in vs if v] for k, vs in (filters or {}).items() if k in FACETS}
     filters = {k: vs for k, vs in filters.items() if vs}
     snap = snapshot(db)
-    rows = _visible_rows(snap, actor)
-    words = query_words(q)
-    partial = False
-    match: dict[int, tuple[bool, float]] = {}
-    if words:
-        match = _matches(db, words, "AND")
-        rows = snap.matching(match, actor)
-        if not rows and len(words) > 1:
-            match = _matches(db, words, "OR")
-            rows = snap.matching(match, actor)
-            partial = bool(rows)
-    if words or filters:
-        passing, counts = _count_facets(snap, rows, filters)
-    else:  # browsing the whole catalog (home page, first catalog page): the same answer until it changes
-        key = "all" if actor.is_supervisor else tuple(sorted(actor.org_roles))
-        if key not in snap.unfiltered:
-            snap.unfiltered[key] = _count_facets(snap, rows, filters)
-        passing, counts = snap.unfiltered[key]
-    if sort == "newest" or not words:
-        sort = "newest"  # the snapshot is already newest first
-    else:
-        # Title matches first, then the score; sorted is stable, so ties stay newest first.
-        passing = sorted(passing, key=lambda r: (not match[r.id][0], match[r.id][1]))
+    query = parse(q, snap.lexicon)
+    sort = sort if sort == "newest" or query.concepts else "newest"  # the snapshot is newest first
+    found = Found(visible_rows(snap, actor))
+    if query.concepts:
+        found = _found(db, snap, actor, query, sort)
+    if query.concepts or filters:
+        passing, counts = _count_facets(snap, found.rows, filters)
+    else:  # browsing the whole catalog (home page, first catalog page)
+        passing, counts = browse_counts(snap, actor)
     page = max(1, page)
     ids = [r.id for r in passing[(page - 1) * page_size : page * page_size]]
     by_id = {
         e.id: e
         for e in db.scalars(select(Entry).where(Entry.id.in_(ids)).options(joinedload(Entry.provider)))
     }
-    facets = {
-        f: _facet_values(f, counts[f], filters.get(f, []), labels or snap.labels, snap.provider_names)
-        for f in FACETS
-    }
-    return SearchResult(
+    names = labels or snap.labels
+    result = SearchResult(
         query=q,
         count=len(passing),
         page=page,
         page_size=page_size,
         sort=sort,
         entries=[by_id[i] for i in ids if i in by_id],
-        facets=facets,
+        facets={
+            f: _facet_values(f, counts[f], filters.get(f, []), names, snap.provider_names) for f in FACETS
+        },
         filters=filters,
-        partial=partial,
-        words=words,
+        partial=found.partial,
+        expanded=found.expanded,
+        words=query.highlights,
+        expansions=query.expansions,
     )
+    if query.concepts:
+        _help(db, snap, actor, query, result, names)
+    return result
+
+
+def _help(
+    db: Session,
+    snap: Snapshot,
+    actor: Actor,
+    query: Query,
+    result: SearchResult,
+    names: dict[tuple[str, str], str],
+) -> None:
+    """Themes matching the query; and "did you mean" when the person's words found nothing."""
+    _rows, counts = browse_counts(snap, actor)
+    themes = suggest.matching_themes(query, snap.theme_text, counts["theme"])
+    result.themes = [FacetValue(code, names.get(("theme", code), code), n, False) for code, n in themes]
+    if result.partial or result.expanded or not result.count:
+        result.did_you_mean = suggest.did_you_mean(db, snap, query, result.query)
 
 
 def _facet_values(

@@ -31,6 +31,7 @@ from kaifang.catalog.models import (
     TaxonomyKind,
     TaxonomyTerm,
 )
+from kaifang.catalog.vocabulary import ensure_default_vocabulary
 from kaifang.db import MAX_ID, utcnow
 from kaifang.errors import Conflict, InvalidInput, NotFound
 
@@ -547,9 +548,11 @@ def save_term(
 
 
 def ensure_default_taxonomies(db: Session) -> int:
-    """Load the shipped default taxonomies into an empty table; returns how many terms were added."""
+    """Load the shipped default taxonomies into an empty table, and the search vocabulary into an
+    empty one (its groups name themes); returns how many taxonomy terms were added."""
     from kaifang.catalog.defaults import GRADES, INDUSTRIES, THEMES
 
+    ensure_default_vocabulary(db)
     if db.scalar(select(TaxonomyTerm.id).limit(1)) is not None:
         return 0
     count = 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -18,6 +18,7 @@ from kaifang.accounts.permissions import Actor
 from kaifang.catalog import search, service
 from kaifang.catalog.api import facet_filters
 from kaifang.catalog.models import ACCESS_METHOD_LABELS, Entry, EntryStatus, OpenType
+from kaifang.catalog.related import related_entries
 from kaifang.datastore.chart import chart_data
 from kaifang.datastore.display import resource_panels
 from kaifang.datastore.service import can_read_data
@@ -98,6 +99,10 @@ class SearchState:
     def page_url(self, page: int) -> str:
         return self.url(page=page)
 
+    def query_url(self, q: str) -> str:
+        """The same search with another query ("did you mean")."""
+        return replace(self, q=q).url()
+
 
 def search_state(request: Request) -> SearchState:
     params = request.query_params
@@ -160,8 +165,14 @@ def datasets(request: Request, db: DB, actor: CurrentActor) -> Response:
         "facet_labels": search.FACET_LABELS,
         "mark": lambda text: highlight(text, result.words),
         "excerpt": excerpt,
+        "browse_themes": [] if result.count else _theme_counts(db, actor),
     }
     return render(request, "catalog/search.html", context)
+
+
+def _theme_counts(db: Session, actor: Actor) -> list[search.FacetValue]:
+    """Every theme with entries the actor may see, most first: a way on when a search found nothing."""
+    return search.search_catalog(db, actor, "", page_size=1).facets["theme"]
 
 
 def citation(entry: Entry, site_name: str, url: str) -> str:
@@ -191,6 +202,7 @@ def entry_page(request: Request, entry_id: str, db: DB, actor: CurrentActor) -> 
         "resources": resource_panels(db, actor, entry, request.app.state.kf.store),
         "can_read_data": can_read_data(actor, entry),
         "base_url": settings.base_url.rstrip("/"),
+        "related": related_entries(db, actor, entry),
     }
     return render(request, "catalog/entry.html", context)
 
