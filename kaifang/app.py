@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import jinja2
@@ -14,7 +13,6 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kaifang import migrate
-from kaifang.audit.chain import SigningKey
 from kaifang.audit.middleware import RequestAuditMiddleware
 from kaifang.audit.writer import AuditWriter
 from kaifang.datastore.storage import FileStore, LocalFileStore
@@ -60,9 +58,7 @@ def build_platform(settings: Settings) -> Platform:
         store=store,
         jobs=make_jobs(s, db, store),
         metrics=Metrics(),
-        audit=AuditWriter(
-            db, SigningKey.from_settings(s), checkpoint_every=timedelta(minutes=s.audit_checkpoint_minutes)
-        ),
+        audit=AuditWriter.from_settings(db, s),
         site=Site(
             s.site_name,
             s.site_sponsor,
@@ -85,12 +81,15 @@ def prepare_database(platform: Platform) -> None:
 
 
 def create_app(settings: Settings | None = None, *, prepare: bool = True) -> FastAPI:
+    from kaifang.access import api as access_api
+    from kaifang.access import views as access_views
     from kaifang.accounts import api as accounts_api
     from kaifang.accounts import org_views
     from kaifang.accounts import views as accounts_views
     from kaifang.audit import views as audit_views
     from kaifang.catalog import api as catalog_api
     from kaifang.catalog import views as catalog_views
+    from kaifang.catalog import vocabulary_views
     from kaifang.catalog import workspace_views as workspace
     from kaifang.datastore import api as datastore_api
     from kaifang.datastore import views as datastore_views
@@ -143,7 +142,10 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
         datastore_views,
         org_views,
         admin_views,
+        vocabulary_views,
         audit_views,
+        access_api,
+        access_views,
     )
     for module in routers:
         app.include_router(module.router)

@@ -94,22 +94,53 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    """Walk the audit hash chain and its signed checkpoints; exit 1 naming the first bad record."""
+    """Walk the audit hash chain (archive files first) and its signed checkpoints; exit 1 naming
+    the first bad record or archive file."""
     from kaifang.accounts.permissions import SYSTEM
-    from kaifang.audit.chain import SigningKey
     from kaifang.audit.inspection import verify_chain
 
     platform = _platform()
     with platform.db.session() as db:
-        result = verify_chain(db, SYSTEM, SigningKey.from_settings(platform.settings))
+        result = verify_chain(db, SYSTEM, platform.audit.key, platform.audit.archive)
+    for note in result.notes:
+        print(note, file=sys.stderr)
     if result.ok:
         print(
-            f"审计记录完整：已核验 {result.records} 条链条记录、{result.checkpoints} 个签名检查点"
+            f"审计记录完整：已核验 {result.records} 条链条记录（其中 {result.archived} 条在 "
+            f"{result.archive_files} 个归档文件中）、{result.checkpoints} 个签名检查点"
             f"（另有 {result.unsealed} 条新记录待封存）"
         )
         return 0
     print(f"审计记录被篡改：{result.problem}", file=sys.stderr)
     return 1
+
+
+def cmd_audit_archive(args: argparse.Namespace) -> int:
+    """Move audit records past the retention into archive files under KAIFANG_HOME/audit-archive.
+
+    The server does this once a day by itself; where several hosts serve the platform, set
+    KAIFANG_AUDIT_ARCHIVE_DAILY=false and run it from cron on one host, e.g.
+    `30 3 * * *  KAIFANG_HOME=/srv/kaifang kaifang audit archive`.
+    """
+    from kaifang.audit.archive import ArchiveRefused
+    from kaifang.db import utcnow
+
+    platform = _platform()
+    archive = platform.audit.archive
+    try:
+        moved = archive.run(platform.db)
+    except ArchiveRefused as exc:
+        print(f"未归档：{exc}", file=sys.stderr)
+        return 1
+    for m in moved:
+        print(
+            f"已归档 {m.records} 条记录（第 {m.first_seq}–{m.last_seq} 号，{m.first_at[:10]} 至 "
+            f"{m.last_at[:10]}）：{archive.directory / m.file}，{m.size / 1024:.1f} KiB"
+        )
+    if not moved:
+        until = archive.until(utcnow()).date().isoformat()
+        print(f"没有需要归档的记录：保留期 {archive.retention_days} 天，{until} 之前的整月记录才移入归档")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="升级数据库结构").set_defaults(func=cmd_migrate)
     audit = sub.add_parser("audit", help="审计记录").add_subparsers(dest="audit_command", required=True)
     audit.add_parser("verify", help="核验审计记录的哈希链与签名检查点").set_defaults(func=cmd_audit_verify)
+    audit.add_parser(
+        "archive", help="把超过保留期的审计记录移入归档文件（服务每天自动运行一次）"
+    ).set_defaults(func=cmd_audit_archive)
     worker = sub.add_parser("worker", help="运行后台任务（生产部署：KAIFANG_JOBS_BACKEND=redis）")
     worker.add_argument("--workers", type=int, default=2, help="并行任务进程数（默认 2）")
     worker.set_defaults(func=cmd_worker)

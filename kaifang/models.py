@@ -1,8 +1,9 @@
 """Imports every feature's models so the metadata (and Alembic) sees all tables."""
 
+from kaifang.access import models as access_models
 from kaifang.accounts import models as accounts_models
 from kaifang.audit import models as audit_models
 from kaifang.catalog import models as catalog_models
 from kaifang.datastore import models as datastore_models
 
-__all__ = ["accounts_models", "audit_models", "catalog_models", "datastore_models"]
+__all__ = ["access_models", "accounts_models", "audit_models", "catalog_models", "datastore_models"]

@@ -104,6 +104,16 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(
         3 * 365, ge=180, description="how long audit records stay in the database (at least 180 days)"
     )
+    audit_archive_daily: bool = Field(
+        True,
+        description="the server moves audit records past the retention to HOME/audit-archive once a day; "
+        "turn off where several hosts serve the platform and `kaifang audit archive` runs from cron on one",
+    )
+    audit_enabled: bool = Field(
+        True,
+        description="record every HTTP request and data access; off only to measure what auditing costs "
+        "(refused in production; state changes are recorded regardless)",
+    )
 
     metrics_networks: str = Field(
         "127.0.0.0/8,::1/128", description="comma-separated networks allowed to read /metrics (Prometheus)"
@@ -124,6 +134,8 @@ class Settings(BaseSettings):
                 raise ValueError("KAIFANG_SECRET_KEY 仍是开发默认值，生产模式下必须设置随机密钥")
             if self.mail_backend == "file":
                 raise ValueError("生产模式下 KAIFANG_MAIL_BACKEND 必须为 smtp")
+            if not self.audit_enabled:
+                raise ValueError("生产模式下不能关闭审计（KAIFANG_AUDIT_ENABLED）")
         if len(self.secret_key) < 32:
             raise ValueError("KAIFANG_SECRET_KEY 至少需要 32 个字符")
         return self

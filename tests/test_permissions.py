@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from kaifang.access import holidays
+from kaifang.access import service as access
 from kaifang.accounts import orgs
 from kaifang.accounts import service as accounts
 from kaifang.accounts.models import ApiKey, Membership, User
@@ -18,6 +20,7 @@ from kaifang.accounts.permissions import ANONYMOUS
 from kaifang.audit import inspection
 from kaifang.audit.models import AuditRecord
 from kaifang.catalog import service as catalog
+from kaifang.catalog import vocabulary
 from kaifang.catalog.models import Entry
 from kaifang.errors import NotAuthenticated, NotFound, PermissionDenied
 from tests.conftest import Cast, assert_error, complete_fields
@@ -137,7 +140,7 @@ PUBLIC_ALLOWLIST = {
     "kaifang.accounts.service.end_session": "logging out needs only the session token the caller holds",
     "kaifang.accounts.service.issue_api_key": "internal helper: create_api_key and the CLI check the caller",
 }
-MODULES = (catalog, orgs, accounts, inspection)
+MODULES = (catalog, orgs, accounts, inspection, access, holidays, vocabulary)
 
 
 def _entry_points(module: ModuleType) -> list[tuple[str, Callable[..., Any]]]:
@@ -180,6 +183,10 @@ def _form(func_: Callable[..., Any]) -> Any:
             display_name="匿名",
             password="Strong-Passw0rd-2026",
         )
+    if "VocabularyForm" in annotation:
+        return vocabulary.VocabularyForm(terms="匿名说法", expansions="公交")
+    if "ApplicationForm" in annotation:
+        return access.ApplicationForm(purpose="匿名申请的用途说明文字", period_days=30)
     pytest.fail(f"{func_.__name__}: unknown form type {annotation}")
 
 
@@ -218,6 +225,14 @@ def test_every_entry_point_refuses_the_anonymous_actor(platform, cast: Cast) -> 
         "data": complete_fields(title="匿名修改"),
         "comment": "匿名意见",
         "reason": "匿名理由",
+        "basis": "匿名依据",
+        "application_id": 1,
+        "grant_id": 1,
+        "sha256": "0" * 64,
+        "holiday_id": 1,
+        "vocabulary_id": 1,
+        "day": "2027-02-10",
+        "is_workday": False,
         "kind": "theme",
         "code": "anon",
         "name": "匿名",
@@ -229,6 +244,7 @@ def test_every_entry_point_refuses_the_anonymous_actor(platform, cast: Cast) -> 
         "new": "Other-password-2027",
         "form": _form,
         "key": platform.audit.key,
+        "archive": platform.audit.archive,
     }
     unguarded = []
     for qualname, func_ in ENTRY_POINTS:

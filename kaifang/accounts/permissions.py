@@ -37,6 +37,8 @@ class Actor:
     org_roles: dict[int, frozenset[str]] = field(default_factory=dict)
     api_key_id: int | None = None
     ip: str = ""
+    # entry id -> grant id of the user's grants in force (有条件开放, Art. 10)
+    grants: dict[int, int] = field(default_factory=dict)
 
     @property
     def is_authenticated(self) -> bool:

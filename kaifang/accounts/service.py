@@ -19,6 +19,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from kaifang.access.grants import active_grant_ids
 from kaifang.accounts.models import (
     ApiKey,
     AuthSession,
@@ -473,6 +474,7 @@ def actor_for(db: Session, user: User | None, *, api_key_id: int | None = None, 
         org_roles={k: frozenset(v) for k, v in roles.items()},
         api_key_id=api_key_id,
         ip=ip,
+        grants=active_grant_ids(db, user.id),
     )
 
 

@@ -6,19 +6,26 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain as chained
+from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from kaifang.accounts.permissions import SYSTEM, Actor, require, require_login
-from kaifang.audit import chain
+from kaifang.audit import archive_read, chain
+from kaifang.audit.archive import Archive
 from kaifang.audit.models import AuditRecord, RecordKind
+from kaifang.audit.query import AuditQuery, filtered
 from kaifang.audit.service import record
 from kaifang.audit.tags import Tag
 from kaifang.db import Database
+
+__all__ = ["AuditQuery", "SearchResult", "export_records", "search_records", "verify_chain"]
 
 EXPORT_LIMIT = 1_000_000  # rows in one CSV export; narrow the filters for more
 
@@ -31,14 +38,26 @@ def require_inspector(actor: Actor) -> None:
     )
 
 
-def verify_chain(db: Session, actor: Actor, key: chain.SigningKey) -> chain.Verification:
-    """Seal what is committed, walk the whole chain and record the outcome (shown on the audit page)."""
+def verify_chain(
+    db: Session, actor: Actor, key: chain.SigningKey, archive: Archive | None = None
+) -> chain.Verification:
+    """Seal what is committed, walk the whole chain (from the archive files on, when there are
+    any) and record the outcome (shown on the audit page)."""
     require_inspector(actor)
     chain.seal(db)
     db.flush()
-    result = chain.verify(db, key.public_hex)
+    walk_archive = (
+        (lambda session, walk: archive_read.walk_archive(archive, session, walk)) if archive else None
+    )
+    result = chain.verify(db, key.public_hex, walk_archive)
     record(db, actor, Tag.audit_chain_verified, "audit", "chain", summary=result.summary())
     return result
+
+
+def archive_status(db: Session, actor: Actor, archive: Archive) -> archive_read.ArchiveStatus:
+    """Retention and archive at a glance: the oldest record in the database, the archive files."""
+    require_inspector(actor)
+    return archive_read.status(archive, db)
 
 
 def last_verification(db: Session, actor: Actor) -> AuditRecord | None:
@@ -51,62 +70,36 @@ def last_verification(db: Session, actor: Actor) -> AuditRecord | None:
     )
 
 
-@dataclass(frozen=True)
-class AuditQuery:
-    """Filters of the audit search; empty fields do not filter."""
-
-    actor: str = ""  # username, exact
-    entry_id: int | None = None
-    action: str = ""  # a tag, or a prefix ending in ":" (e.g. "data:access:")
-    kind: str = ""
-    ip: str = ""
-    since: datetime | None = None
-    until: datetime | None = None
-
-    def describe(self) -> dict[str, Any]:
-        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items() if v}
-
-
-def _filtered(q: AuditQuery) -> Select[AuditRecord]:
-    stmt = select(AuditRecord)
-    if q.actor:
-        stmt = stmt.where(AuditRecord.actor_name == q.actor)
-    if q.entry_id is not None:
-        stmt = stmt.where(AuditRecord.entry_id == q.entry_id)
-    if q.action.endswith(":"):
-        stmt = stmt.where(AuditRecord.action.startswith(q.action, autoescape=True))
-    elif q.action:
-        stmt = stmt.where(AuditRecord.action == q.action)
-    if q.kind:
-        stmt = stmt.where(AuditRecord.kind == q.kind)
-    if q.ip:
-        stmt = stmt.where(AuditRecord.ip == q.ip)
-    if q.since is not None:
-        stmt = stmt.where(AuditRecord.at >= q.since)
-    if q.until is not None:
-        stmt = stmt.where(AuditRecord.at < q.until)
-    return stmt
+@dataclass
+class SearchResult:
+    rows: list[AuditRecord]  # one page, newest first: the database's records, then archived ones
+    total: int
+    archived: int = 0  # of the matches, how many are in archive files
+    archived_ids: set[int] = field(default_factory=set)  # the archived records on this page
 
 
 def search_records(
-    db: Session, actor: Actor, q: AuditQuery, *, page: int = 1, page_size: int = 50
-) -> tuple[list[AuditRecord], int]:
-    """One page of matching records, newest first, and the number of matches."""
+    db: Session,
+    actor: Actor,
+    q: AuditQuery,
+    *,
+    page: int = 1,
+    page_size: int = 50,
+    archive: Archive | None = None,
+) -> SearchResult:
+    """One page of matching records and the number of matches. When the time range reaches back
+    past the retention, the archive files are searched too (after the database's records)."""
     require_inspector(actor)
-    stmt = _filtered(q)
-    total = db.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0
-    rows = list(
-        db.scalars(stmt.order_by(AuditRecord.id.desc()).offset((page - 1) * page_size).limit(page_size))
-    )
-    record(
-        db,
-        actor,
-        Tag.audit_records_searched,
-        "audit",
-        "records",
-        summary={"filters": q.describe(), "total": total},
-    )
-    return rows, total
+    stmt = filtered(q)
+    live = db.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0
+    files = archive_read.reaches(archive, db, q) if archive else []
+    archived = archive_read.count(files, q)
+    offset = (page - 1) * page_size
+    rows = list(db.scalars(stmt.order_by(AuditRecord.id.desc()).offset(offset).limit(page_size)))
+    older = archive_read.page(files, q, max(0, offset - live), page_size - len(rows))
+    summary = {"filters": q.describe(), "total": live + archived, "archived": archived}
+    record(db, actor, Tag.audit_records_searched, "audit", "records", summary=summary)
+    return SearchResult(rows + older, live + archived, archived, {r.id for r in older})
 
 
 def own_history(
@@ -156,25 +149,40 @@ CSV_COLUMNS = (
 )
 
 
-def export_records(db: Session, actor: Actor, q: AuditQuery) -> Select[AuditRecord]:
+@dataclass(frozen=True)
+class Export:
+    """What an export streams: the archived records the time range reaches (oldest first), then
+    the database's."""
+
+    q: AuditQuery
+    stmt: Select[AuditRecord]
+    files: list[Path]
+
+
+def export_records(db: Session, actor: Actor, q: AuditQuery, archive: Archive | None = None) -> Export:
     """Record the export and return what to export; the caller commits, then streams `csv_chunks`."""
     require_inspector(actor)
     record(db, actor, Tag.audit_records_exported, "audit", "records", summary={"filters": q.describe()})
-    return _filtered(q).order_by(AuditRecord.id).limit(EXPORT_LIMIT)
+    files = archive_read.reaches(archive, db, q) if archive else []
+    return Export(q, filtered(q).order_by(AuditRecord.id).limit(EXPORT_LIMIT), files)
 
 
-def csv_chunks(database: Database, stmt: Select[AuditRecord]) -> Iterator[str]:
+def csv_chunks(database: Database, export: Export) -> Iterator[str]:
     """The records as CSV text (UTF-8 with BOM so Excel reads the Chinese header), read in batches
-    in a session of its own that lives as long as the stream."""
+    (the database's in a session of its own that lives as long as the stream)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([label for _, label in CSV_COLUMNS])
     yield "\ufeff" + buffer.getvalue()
     with database.session() as db:
-        for partition in db.scalars(stmt.execution_options(yield_per=2000)).partitions():
+        live = db.scalars(export.stmt.execution_options(yield_per=2000))
+        rows = islice(
+            chained(archive_read.oldest_first(export.files, export.q, EXPORT_LIMIT), live), EXPORT_LIMIT
+        )
+        while batch := list(islice(rows, 2000)):
             buffer.seek(0)
             buffer.truncate()
-            for row in partition:
+            for row in batch:
                 writer.writerow([_cell(getattr(row, name)) for name, _ in CSV_COLUMNS])
             yield buffer.getvalue()
 

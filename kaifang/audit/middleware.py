@@ -36,7 +36,7 @@ class RequestAuditMiddleware:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not recorded(scope["path"]):
+        if scope["type"] != "http" or not self.writer.enabled or not recorded(scope["path"]):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kaifang.db import Base, UTCDateTime, utcnow
@@ -81,3 +81,7 @@ class AuditCheckpoint(Base):
     hash: Mapped[str] = mapped_column(String(64))
     public_key: Mapped[str] = mapped_column(String(64))  # hex Ed25519 public key that signed it
     signature: Mapped[str] = mapped_column(String(128))  # hex Ed25519 signature of "seq:hash"
+
+
+# The table itself, for the Core statements of the hot paths (every data access, the writer's batches).
+RECORDS = cast(Table, AuditRecord.__table__)

@@ -100,14 +100,17 @@ def audit_page(
         "until": until,
     }
     q = _query(actor_name, entry, action, kind, ip, since, until)
-    rows, total = inspection.search_records(db, actor, q, page=page, page_size=PAGE_SIZE)
+    archive = request.app.state.kf.audit.archive
+    found = inspection.search_records(db, actor, q, page=page, page_size=PAGE_SIZE, archive=archive)
     query_string = urlencode({k: v for k, v in filters.items() if v})
     context = {
         "filters": filters,
-        "rows": rows,
-        "total": total,
+        "rows": found.rows,
+        "total": found.total,
+        "archived": found.archived,
+        "archived_ids": found.archived_ids,
         "page": page,
-        "pages": max(1, -(-total // PAGE_SIZE)),
+        "pages": max(1, -(-found.total // PAGE_SIZE)),
         "query_string": query_string,
         "page_url": lambda n: (
             "/admin/audit?" + urlencode({**{k: v for k, v in filters.items() if v}, "page": n})
@@ -116,6 +119,7 @@ def audit_page(
         "action_groups": ACTION_GROUPS,
         "tags": sorted(str(t) for t in Tag),
         "last_check": inspection.last_verification(db, actor),
+        "archive": inspection.archive_status(db, actor, archive),
     }
     return render(request, "admin/audit.html", context)
 
@@ -133,11 +137,14 @@ def audit_export(
     since: Text = "",
     until: Text = "",
 ) -> Response:
-    """The search result as CSV (the export is recorded before the first row)."""
+    """The search result as CSV, archived records included when the time range reaches them (the
+    export is recorded before the first row)."""
     require_login(actor)
-    stmt = inspection.export_records(db, actor, _query(actor_name, entry, action, kind, ip, since, until))
+    kf = request.app.state.kf
+    q = _query(actor_name, entry, action, kind, ip, since, until)
+    export = inspection.export_records(db, actor, q, kf.audit.archive)
     db.commit()
-    chunks = inspection.csv_chunks(request.app.state.kf.db, stmt)
+    chunks = inspection.csv_chunks(kf.db, export)
     stamp = datetime.now(CITY_ZONE).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
         chunks,
@@ -151,9 +158,12 @@ def audit_verify(request: Request, db: DB, actor: CurrentActor) -> Response:
     """Verify the whole chain now; the outcome shows on the audit page."""
     require_login(actor)
     kf = request.app.state.kf
-    result = inspection.verify_chain(db, actor, kf.audit.key)
+    result = inspection.verify_chain(db, actor, kf.audit.key, kf.audit.archive)
     if result.ok:
-        message = f"审计记录完整：已核验 {result.records} 条记录、{result.checkpoints} 个签名检查点"
+        message = (
+            f"审计记录完整：已核验 {result.records} 条记录（其中 {result.archived} 条在 "
+            f"{result.archive_files} 个归档文件中）、{result.checkpoints} 个签名检查点"
+        )
         return redirect("/admin/audit", kf.settings, message, "success")
     return redirect("/admin/audit", kf.settings, f"审计记录被篡改：{result.problem}", "error")
 

@@ -1,44 +1,87 @@
-"""Off the request path: HTTP request records in batches, sealing, and signed checkpoints.
+"""Off the request path: HTTP request records in batches, sealing, signed checkpoints, and the
+daily move of records past the retention into the archive.
 
 One thread per app process wakes every `interval` seconds (at most one second): it writes the
 request records gathered since, seals every committed record into the hash chain, and signs a
 checkpoint when one is due. A clean shutdown writes what is left (`stop`); a killed process loses
 at most the last interval's request records. State changes and data accesses never pass through
 here: they are written in the transaction of the change or access itself.
+
+Once a day (the first time `archive_delay` seconds after start) the thread starts the archive run
+(`kaifang.audit.archive`) in a thread of its own, so a long move never holds request records back.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 from sqlalchemy.exc import DataError, IntegrityError
 
 from kaifang.audit import chain
-from kaifang.audit.models import AuditRecord
+from kaifang.audit.archive import Archive
+from kaifang.audit.models import RECORDS
+from kaifang.audit.service import ACCESS_OFF
 from kaifang.db import Database
+
+if TYPE_CHECKING:
+    from kaifang.settings import Settings
 
 log = logging.getLogger("kaifang.audit")
 
 MAX_BUFFER = 100_000  # beyond this (database away for long), the oldest request records are dropped
+LATE_SWEEP_EVERY = 30  # flushes between looks for records that committed late (see chain.seal)
+ARCHIVE_DELAY = 600.0  # seconds after start before the first archive run
+ARCHIVE_EVERY = 24 * 3600.0
 
 
 class AuditWriter:
     def __init__(
-        self, database: Database, key: chain.SigningKey, *, interval: float = 1.0, checkpoint_every: timedelta
+        self,
+        database: Database,
+        key: chain.SigningKey,
+        *,
+        interval: float = 1.0,
+        checkpoint_every: timedelta,
+        archive: Archive,
+        archive_daily: bool = False,
+        archive_delay: float = ARCHIVE_DELAY,
+        enabled: bool = True,
     ) -> None:
         self.database = database
         self.key = key
         self.interval = interval
         self.checkpoint_every = checkpoint_every
+        self.archive = archive
+        self.archive_daily = archive_daily
+        self.archive_delay = archive_delay
+        self.enabled = enabled
+        if not enabled:
+            # Only to measure what auditing costs (the settings refuse it in production): the
+            # middleware records no requests, and sessions of this database no data accesses.
+            database.sessionmaker.configure(info={ACCESS_OFF: True})
         self._buffer: list[dict[str, Any]] = []
         self._lock = threading.Lock()  # guards the buffer
         self._flushing = threading.Lock()  # one flush at a time (thread, tests, shutdown)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._archiving: threading.Thread | None = None
+
+    @classmethod
+    def from_settings(cls, database: Database, settings: Settings) -> AuditWriter:
+        key = chain.SigningKey.from_settings(settings)
+        return cls(
+            database,
+            key,
+            checkpoint_every=timedelta(minutes=settings.audit_checkpoint_minutes),
+            archive=Archive.from_settings(settings, key),
+            archive_daily=settings.audit_archive_daily,
+            enabled=settings.audit_enabled,
+        )
 
     def add(self, values: dict[str, Any]) -> None:
         """Queue one request record (called on the request path: no I/O here)."""
@@ -68,22 +111,47 @@ class AuditWriter:
         self.flush()
 
     def _run(self) -> None:
+        next_archive = time.monotonic() + self.archive_delay
+        rounds = 0
         while not self._stop.wait(self.interval):
+            rounds += 1
             try:
-                self.flush()
+                self.flush(late=rounds % LATE_SWEEP_EVERY == 0)
             except Exception:  # the database briefly away: the records stay buffered for the next try
                 log.exception("writing audit records failed")
+            if self.archive_daily and time.monotonic() >= next_archive:
+                next_archive = time.monotonic() + ARCHIVE_EVERY
+                self._start_archive()
 
-    def flush(self) -> int:
-        """Write the buffered request records and seal the chain now; returns records written."""
+    def _start_archive(self) -> None:
+        if self._archiving is None or not self._archiving.is_alive():
+            self._archiving = threading.Thread(
+                target=self._archive, name="kaifang-audit-archive", daemon=True
+            )
+            self._archiving.start()
+
+    def _archive(self) -> None:
+        """One archive run; a process stopped during it leaves the records in the database (the
+        move commits last) and a file the next run sets aside."""
+        try:
+            for manifest in self.archive.run(self.database):
+                log.info(
+                    "audit records %s–%s archived to %s", manifest.first_seq, manifest.last_seq, manifest.file
+                )
+        except Exception:
+            log.exception("archiving audit records failed")
+
+    def flush(self, *, late: bool = True) -> int:
+        """Write the buffered request records and seal the chain now; returns records written.
+        `late`: look for records that committed late too (chain.seal)."""
         with self._flushing:
             with self._lock:
                 batch, self._buffer = self._buffer, []
             try:
                 with self.database.session() as db:
                     if batch:
-                        db.execute(insert(AuditRecord), batch)
-                    chain.seal(db)
+                        db.execute(insert(RECORDS), batch)
+                    chain.seal(db, late=late)
                     chain.checkpoint(db, self.key, self.checkpoint_every)
             except (DataError, IntegrityError):  # one bad record must not hold the others back
                 return self._one_by_one(batch)
@@ -98,7 +166,7 @@ class AuditWriter:
         for values in batch:
             try:
                 with self.database.session() as db:
-                    db.execute(insert(AuditRecord), [values])
+                    db.execute(insert(RECORDS), [values])
                 written += 1
             except (DataError, IntegrityError):
                 log.error(

@@ -283,7 +283,9 @@ def data(
     if resource.kind != ResourceKind.table:
         raise InvalidInput("该资源是文件，不支持数据查询，请使用下载")
     result = engine_for(request.app.state.kf.store, row).run(_query(request, row, paged=True))
-    access = DataAccess(entry.id, resource.id, row.id, "json", len(result.records))
+    access = DataAccess(
+        entry.id, resource.id, row.id, "json", len(result.records), grant_id=actor.grants.get(entry.id)
+    )
     record_access(db, actor, Tag.data_access_query, access, summary={"filters": _asked(request)})
     # The records are JSON values already (the engine converts dates and decimals): sent as they
     # are, without validating every row against DataOut again (that was a third of a small call).
@@ -315,7 +317,8 @@ def download(
     """整表或按筛选条件下载，流式输出；响应头 X-Data-Source 与 JSON/XLSX 内容中注明数据来源（第二十四条）。"""
     resource, row, entry = service.readable_version(db, actor, resource_id, version)
     if resource.kind != ResourceKind.table:
-        record_access(db, actor, Tag.data_access_download, DataAccess(entry.id, resource.id, row.id, "file"))
+        access = DataAccess(entry.id, resource.id, row.id, "file", grant_id=actor.grants.get(entry.id))
+        record_access(db, actor, Tag.data_access_download, access)
         return _file_response(request, row)
     kf = request.app.state.kf
     source = citation(
@@ -333,7 +336,7 @@ def download(
     # Recorded before the first byte is sent (the session commits before the response starts):
     # a download whose record was not written never begins.
     rows = engine.count(q) if q.filters else row.row_count
-    access = DataAccess(entry.id, resource.id, row.id, format, rows)
+    access = DataAccess(entry.id, resource.id, row.id, format, rows, grant_id=actor.grants.get(entry.id))
     record_access(db, actor, Tag.data_access_download, access, summary={"filters": _asked(request)})
     if format in ("csv", "parquet") and _whole_published_table(row, q):
         return _kept_download(kf.store, engine, q, row, format, bom, headers)
@@ -463,7 +466,7 @@ def _sql(request: Request, db: DB, actor: Actor, resource_id: int, number: int |
         raise InvalidInput("该资源是文件，不支持 SQL 查询，请使用下载")
     kf = request.app.state.kf
     path, version = kf.store.path(row.data_key), row.number
-    access = DataAccess(entry.id, resource.id, row.id, "sql")
+    access = DataAccess(entry.id, resource.id, row.id, "sql", grant_id=actor.grants.get(entry.id))
     db.commit()  # a query may run for seconds: hold no database connection meanwhile
     result = run_sql(path, text, SqlLimits.from_settings(kf.settings))
     access = replace(access, rows=len(result.records))

@@ -257,7 +257,9 @@ def chart_data(
     default = ChartSpec("bar", "") if params.get("x") else default_spec(schema, profile_of(store, version))
     spec = parse_spec(params, schema, default)
     chart = _remembered(engine_for(store, version), version, spec)
-    access = DataAccess(entry.id, resource.id, version.id, "chart", len(chart.categories))
+    access = DataAccess(
+        entry.id, resource.id, version.id, "chart", len(chart.categories), grant_id=actor.grants.get(entry.id)
+    )
     record_access(
         db, actor, Tag.data_access_query, access, summary={"x": spec.x, "agg": spec.agg, "y": spec.y}
     )

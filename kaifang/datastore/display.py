@@ -132,7 +132,12 @@ def resource_panels(db: Session, actor: Actor, entry: Entry, store: FileStore) -
             panel = _panel(entry, resource, published, readable, store)
             if panel.preview is not None:  # the first rows were shown: a data access (Art. 18)
                 access = DataAccess(
-                    entry.id, resource.id, panel.version.id, "preview", len(panel.preview.records)
+                    entry.id,
+                    resource.id,
+                    panel.version.id,
+                    "preview",
+                    len(panel.preview.records),
+                    grant_id=actor.grants.get(entry.id),
                 )
                 record_access(db, actor, Tag.data_access_preview, access)
             panels.append(panel)

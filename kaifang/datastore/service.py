@@ -44,14 +44,17 @@ MAX_NAME = 200
 
 
 def can_read_data(actor: Actor, entry: Entry) -> bool:
-    """Provider staff always; others only published 无条件开放 data for now.
-
-    有条件开放 data opens through grants (the conditional-access issue); 不予开放 data never
-    leaves the provider (Art. 7, 10).
+    """Provider staff always; others published 无条件开放 data, and published 有条件开放 data
+    under a grant in force (`actor.grants`, loaded with the actor). 不予开放 data never leaves the
+    provider (Art. 7, 10).
     """
     if actor.is_member(entry.provider_id):
         return True
-    return entry.status == EntryStatus.published and entry.open_type == OpenType.unconditional
+    if entry.status != EntryStatus.published:
+        return False
+    if entry.open_type == OpenType.conditional:
+        return entry.id in actor.grants
+    return entry.open_type == OpenType.unconditional
 
 
 def _refusal(entry: Entry) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from kaifang.accounts.models import Membership, Organisation, User
 from kaifang.accounts.permissions import Actor
-from kaifang.accounts.service import hash_password, issue_api_key
+from kaifang.accounts.service import actor_for, hash_password, issue_api_key
 from kaifang.app import build_platform, prepare_database
 from kaifang.catalog import service as catalog
 from kaifang.datastore.models import ResourceVersion
@@ -51,6 +51,29 @@ def make_home(root: Path) -> tuple[int, str]:
         _key, plain = issue_api_key(db, actor, user.id, "test")
     platform.db.dispose()
     return entry_id, plain
+
+
+def publish_entry(root: Path, entry_id: int) -> None:
+    """Walk the home's draft entry through the real workflow to 已发布: the publisher submits it,
+    a regulator confirms it, the publisher publishes it."""
+    platform = build_platform(load_settings(home=root, database_url="", mode="test"))
+    with platform.db.session() as db:
+        db.add(
+            User(
+                username="reg",
+                email="reg@example.com",
+                display_name="Reg",
+                password_hash=hash_password("x"),
+                email_verified_at=utcnow(),
+                system_role="regulator",
+            )
+        )
+    steps = ((catalog.submit_entry, "pub"), (catalog.confirm_entry, "reg"), (catalog.publish_entry, "pub"))
+    for step, username in steps:
+        with platform.db.session() as db:
+            user = db.scalars(select(User).where(User.username == username)).one()
+            step(db, actor_for(db, user), entry_id)
+    platform.db.dispose()
 
 
 def write_csv(path: Path, rows: int) -> Path:
@@ -90,7 +113,8 @@ def serve(home: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
     raise AssertionError("server did not start")
 
 
-def upload(port: int, entry_id: int, key: str, source: Path) -> None:
+def upload(port: int, entry_id: int, key: str, source: Path) -> int:
+    """Upload a file as a new resource of the entry; returns the resource id."""
     with source.open("rb") as f:
         response = httpx.post(
             f"http://127.0.0.1:{port}/api/v1/datasets/{entry_id}/resources",
@@ -99,6 +123,7 @@ def upload(port: int, entry_id: int, key: str, source: Path) -> None:
             timeout=120,
         )
     assert response.status_code == 202, response.text
+    return int(response.json()["id"])
 
 
 def free_port() -> int:
