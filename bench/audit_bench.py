@@ -24,9 +24,7 @@ and the records the audited server wrote. Target (issue 6): a cost under 10%.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -41,22 +39,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from http_bench import publish_version
 from search_bench import dedicated_postgres, free_port, server_env
-from table import SCHEMA, generate
+from table import generate
 
-from kaifang.accounts.models import Organisation, User
-from kaifang.accounts.permissions import SYSTEM
-from kaifang.accounts.service import hash_password, issue_api_key
-from kaifang.app import build_platform, prepare_database
+from kaifang.app import build_platform
 from kaifang.audit.models import AuditRecord
-from kaifang.catalog.models import Entry, EntryStatus, OpenType
-from kaifang.datastore.engines import COPY_MIN_ROWS, copy_path
-from kaifang.datastore.models import Resource, ResourceKind, ResourceVersion, VersionStatus
-from kaifang.db import utcnow
 from kaifang.settings import load_settings
 
 TARGET = 0.10
@@ -105,62 +96,6 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def publish_table(home: Path, database_url: str, parquet: Path) -> tuple[int, str, Path | None]:
-    """A published 无条件开放 entry whose one resource is the table; its id, an API key, and
-    where the platform will put the version's query copy (None when too small for one)."""
-    platform = build_platform(load_settings(mode="dev", home=home, database_url=database_url))
-    prepare_database(platform)
-    now = utcnow()
-    with platform.db.session() as db:
-        org = Organisation(slug="bench", name="基准测试单位")
-        user = User(
-            username="bench",
-            email="bench@example.gov.cn",
-            display_name="基准",
-            password_hash=hash_password(secrets.token_urlsafe(16)),
-        )
-        db.add_all([org, user])
-        db.flush()
-        entry = Entry(
-            provider_id=org.id,
-            title="审计开销基准表",
-            status=EntryStatus.published,
-            open_type=OpenType.unconditional,
-            published_at=now,
-            last_published_at=now,
-        )
-        db.add(entry)
-        db.flush()
-        resource = Resource(entry_id=entry.id, name="基准表", kind=ResourceKind.table)
-        db.add(resource)
-        db.flush()
-        data_key = f"data/{resource.id}/1.parquet"
-        target = platform.store.path(data_key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(parquet, target)
-        version = ResourceVersion(
-            resource_id=resource.id,
-            number=1,
-            status=VersionStatus.published,
-            source_filename="bench.csv",
-            data_key=data_key,
-            media_type="application/vnd.apache.parquet",
-            schema=[c.to_dict() for c in SCHEMA],
-            row_count=pq.ParquetFile(target).metadata.num_rows,
-            byte_size=target.stat().st_size,
-            sha256=hashlib.sha256(target.read_bytes()).hexdigest(),
-            published_at=now,
-        )
-        db.add(version)
-        db.flush()
-        resource.published_version_id = version.id
-        _, plain = issue_api_key(db, SYSTEM, user.id, "基准测试")
-        rid = resource.id
-        copy = copy_path(platform.store, version) if version.row_count >= COPY_MIN_ROWS else None
-    platform.db.dispose()
-    return rid, plain, copy
-
-
 @contextmanager
 def server(mode: str, parquet: Path, database_url: str) -> Iterator[Server]:
     """`kaifang serve` on a home of its own with auditing `mode` ("on" or "off")."""
@@ -168,7 +103,7 @@ def server(mode: str, parquet: Path, database_url: str) -> Iterator[Server]:
     try:
         with ExitStack() as stack:
             url = stack.enter_context(dedicated_postgres(database_url)) if database_url else ""
-            rid, key, copy = publish_table(home, url, parquet)
+            rid, key, copy = publish_version(home, parquet, database_url=url, title="审计开销基准表")
             env = server_env(home, url) | {
                 "KAIFANG_AUDIT_ENABLED": "true" if mode == "on" else "false",
                 "KAIFANG_API_DAILY_QUOTA": "0",

@@ -232,13 +232,15 @@ def _csv_bytes(batch: Any) -> bytes:
     return buffer.getvalue()
 
 
-def publish_version(home: Path, parquet: Path) -> tuple[int, str, Path | None]:
+def publish_version(
+    home: Path, parquet: Path, *, database_url: str = "", title: str = "基准测试数据（500万行）"
+) -> tuple[int, str, Path | None]:
     """A temporary platform holding the table as a published resource.
 
     Returns the resource id, an API key, and where the platform will put the version's query
     copy (None for a table too small to get one).
     """
-    settings = load_settings(mode="dev", home=home, database_url="")
+    settings = load_settings(mode="dev", home=home, database_url=database_url)
     platform = build_platform(settings)
     prepare_database(platform)
     now = utcnow()
@@ -250,7 +252,7 @@ def publish_version(home: Path, parquet: Path) -> tuple[int, str, Path | None]:
         db.flush()
         entry = Entry(
             provider_id=org.id,
-            title="基准测试数据（500万行）",
+            title=title,
             status=EntryStatus.published,
             open_type=OpenType.unconditional,
             published_at=now,
