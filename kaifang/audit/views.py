@@ -4,12 +4,13 @@ every user's own access history. Every inspection is itself recorded (by the ser
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from kaifang.accounts import orgs
@@ -52,32 +53,42 @@ def _day(value: str, field: str) -> date | None:
         raise InvalidInput("日期格式应为 YYYY-MM-DD", fields={field: "日期格式应为 YYYY-MM-DD"}) from exc
 
 
-def _query(
-    actor_name: str, entry: str, action: str, kind: str, ip: str, since: str, until: str
-) -> inspection.AuditQuery:
-    if entry and not (entry.isdigit() and 0 < int(entry) <= MAX_ID):
-        raise InvalidInput("目录编号应为正整数", fields={"entry": "目录编号应为正整数"})
-    if kind and kind not in KIND_LABELS:
-        raise InvalidInput("记录类别不在可选范围内", fields={"kind": "不在可选范围内"})
-    if action and action not in ACTION_GROUPS and action not in {str(t) for t in Tag}:
-        raise InvalidInput("动作不在可选范围内", fields={"action": "不在可选范围内"})
-    first, last = _day(since, "since"), _day(until, "until")
-    return inspection.AuditQuery(
-        actor=actor_name.strip().lower(),
-        entry_id=int(entry) if entry else None,
-        action=action,
-        kind=kind,
-        ip=ip.strip(),
-        since=datetime.combine(first, time(), CITY_ZONE) if first else None,
-        until=datetime.combine(last + timedelta(days=1), time(), CITY_ZONE) if last else None,
-    )
+@dataclass(frozen=True)
+class AuditFilters:
+    """The audit search's filters as typed (shown back in the form); `query` checks them."""
+
+    actor: str = ""
+    entry: str = ""
+    action: str = ""
+    kind: str = ""
+    ip: str = ""
+    since: str = ""
+    until: str = ""
+
+    def given(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+    def query(self) -> inspection.AuditQuery:
+        entry, kind, action = self.entry, self.kind, self.action
+        if entry and not (entry.isdigit() and 0 < int(entry) <= MAX_ID):
+            raise InvalidInput("目录编号应为正整数", fields={"entry": "目录编号应为正整数"})
+        if kind and kind not in KIND_LABELS:
+            raise InvalidInput("记录类别不在可选范围内", fields={"kind": "不在可选范围内"})
+        if action and action not in ACTION_GROUPS and action not in {str(t) for t in Tag}:
+            raise InvalidInput("动作不在可选范围内", fields={"action": "不在可选范围内"})
+        first, last = _day(self.since, "since"), _day(self.until, "until")
+        return inspection.AuditQuery(
+            actor=self.actor.strip().lower(),
+            entry_id=int(entry) if entry else None,
+            action=action,
+            kind=kind,
+            ip=self.ip.strip(),
+            since=datetime.combine(first, time(), CITY_ZONE) if first else None,
+            until=datetime.combine(last + timedelta(days=1), time(), CITY_ZONE) if last else None,
+        )
 
 
-@router.get("/admin/audit")
-def audit_page(
-    request: Request,
-    db: DB,
-    actor: CurrentActor,
+def audit_filters(
     actor_name: Annotated[str, Query(alias="actor", max_length=64)] = "",
     entry: Text = "",
     action: Text = "",
@@ -85,26 +96,30 @@ def audit_page(
     ip: Text = "",
     since: Text = "",
     until: Text = "",
+) -> AuditFilters:
+    return AuditFilters(actor_name, entry, action, kind, ip, since, until)
+
+
+Filters = Annotated[AuditFilters, Depends(audit_filters)]
+
+
+@router.get("/admin/audit")
+def audit_page(
+    request: Request,
+    db: DB,
+    actor: CurrentActor,
+    filters: Filters,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
     """审计记录: search by actor, entry, action, time and IP; export; verify the chain."""
     require_login(actor)
     inspection.require_inspector(actor)
-    filters = {
-        "actor": actor_name,
-        "entry": entry,
-        "action": action,
-        "kind": kind,
-        "ip": ip,
-        "since": since,
-        "until": until,
-    }
-    q = _query(actor_name, entry, action, kind, ip, since, until)
+    q = filters.query()
     archive = request.app.state.kf.audit.archive
     found = inspection.search_records(db, actor, q, page=page, page_size=PAGE_SIZE, archive=archive)
-    query_string = urlencode({k: v for k, v in filters.items() if v})
+    query_string = urlencode(filters.given())
     context = {
-        "filters": filters,
+        "filters": asdict(filters),
         "rows": found.rows,
         "total": found.total,
         "archived": found.archived,
@@ -112,9 +127,7 @@ def audit_page(
         "page": page,
         "pages": max(1, -(-found.total // PAGE_SIZE)),
         "query_string": query_string,
-        "page_url": lambda n: (
-            "/admin/audit?" + urlencode({**{k: v for k, v in filters.items() if v}, "page": n})
-        ),
+        "page_url": lambda n: "/admin/audit?" + urlencode({**filters.given(), "page": n}),
         "kind_labels": KIND_LABELS,
         "action_groups": ACTION_GROUPS,
         "tags": sorted(str(t) for t in Tag),
@@ -129,19 +142,13 @@ def audit_export(
     request: Request,
     db: DB,
     actor: CurrentActor,
-    actor_name: Annotated[str, Query(alias="actor", max_length=64)] = "",
-    entry: Text = "",
-    action: Text = "",
-    kind: Text = "",
-    ip: Text = "",
-    since: Text = "",
-    until: Text = "",
+    filters: Filters,
 ) -> Response:
     """The search result as CSV, archived records included when the time range reaches them (the
     export is recorded before the first row)."""
     require_login(actor)
     kf = request.app.state.kf
-    q = _query(actor_name, entry, action, kind, ip, since, until)
+    q = filters.query()
     export = inspection.export_records(db, actor, q, kf.audit.archive)
     db.commit()
     chunks = inspection.csv_chunks(kf.db, export)
