@@ -109,6 +109,12 @@ class Settings(BaseSettings):
         description="the server moves audit records past the retention to HOME/audit-archive once a day; "
         "turn off where several hosts serve the platform and `kaifang audit archive` runs from cron on one",
     )
+    audit_maintenance_database_url: str = Field(
+        "",
+        description="PostgreSQL: URL of a role that is a member of kaifang_audit_maintainer, the only one "
+        "allowed to delete audit rows (the retention archive uses it); empty: the application's own URL, "
+        "which works only if the operator made the application's role a member",
+    )
     audit_enabled: bool = Field(
         True,
         description="record every HTTP request and data access; off only to measure what auditing costs "

@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import JSON, CursorResult, Integer, delete, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from kaifang.accounts.permissions import SYSTEM
@@ -194,16 +195,34 @@ class _Segment:
 class Archive:
     """The archive directory of one platform: moving records into it and reading them back."""
 
-    def __init__(self, directory: Path, key: chain.SigningKey, retention_days: int) -> None:
+    def __init__(
+        self, directory: Path, key: chain.SigningKey, retention_days: int, maintenance_url: str = ""
+    ) -> None:
         if retention_days < MIN_RETENTION_DAYS:
             raise InvalidInput(f"审计记录至少保留 {MIN_RETENTION_DAYS} 天（网络日志留存不少于六个月）")
         self.directory = directory
         self.key = key
         self.retention_days = retention_days
+        self.maintenance_url = maintenance_url
+        self._maintenance: Database | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, key: chain.SigningKey) -> Archive:
-        return cls(settings.home / "audit-archive", key, settings.audit_retention_days)
+        return cls(
+            settings.home / "audit-archive",
+            key,
+            settings.audit_retention_days,
+            settings.audit_maintenance_database_url,
+        )
+
+    def maintenance(self, database: Database) -> Database:
+        """Where the records are deleted: on PostgreSQL only a member of the maintenance role may
+        (migration 0010), so its own URL when one is set; otherwise the platform's database."""
+        if not self.maintenance_url:
+            return database
+        if self._maintenance is None:
+            self._maintenance = Database(self.maintenance_url)
+        return self._maintenance
 
     def until(self, now: datetime) -> datetime:
         """Records before this moment may move: the start of the month (Beijing time) in which
@@ -260,7 +279,7 @@ class Archive:
             return None
         manifest, path = written
         try:
-            self._commit(database, manifest)
+            self._commit(self.maintenance(database), manifest)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -356,7 +375,7 @@ class Archive:
         """Delete the archived records and their seals and write the manifest, in one transaction."""
         with database.session() as db:
             if not is_sqlite(db):
-                db.execute(text("SET LOCAL kaifang.audit_maintenance = 'on'"))
+                _take_maintenance_role(db)
             in_range = AuditSeal.seq.between(manifest.first_seq, manifest.last_seq)
             quiet = {"synchronize_session": False}
             records = db.execute(
@@ -390,3 +409,19 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+MAINTENANCE_ROLE = "kaifang_audit_maintainer"
+
+
+def _take_maintenance_role(db: Session) -> None:
+    """Act as the maintenance role for this transaction; a role that is not a member is told how
+    to set one up instead of failing with the database's message."""
+    try:
+        with db.begin_nested():
+            db.execute(text(f"SET LOCAL ROLE {MAINTENANCE_ROLE}"))
+    except DBAPIError as exc:
+        raise ArchiveRefused(
+            f"数据库账号不是审计维护角色 {MAINTENANCE_ROLE} 的成员，不能删除已归档的审计记录："
+            "请设置 KAIFANG_AUDIT_MAINTENANCE_DATABASE_URL（见 README“审计记录的保留与归档”）"
+        ) from exc

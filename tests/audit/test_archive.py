@@ -131,7 +131,7 @@ def test_a_tampered_chain_is_not_archived(platform: Platform, archive: Archive) 
     ids = _history(platform, DAYS_AGO)
     with platform.db.session() as db:
         if not is_sqlite(db):
-            db.execute(text("SET LOCAL kaifang.audit_maintenance = 'on'"))
+            db.execute(text("SET LOCAL session_replication_role = replica"))
         db.execute(update(AuditRecord).where(AuditRecord.id == ids[0]).values(ip="10.9.9.9"))
     with pytest.raises(ArchiveRefused, match=f"审计记录 {ids[0]}"):
         archive.run(platform.db)

@@ -168,10 +168,10 @@ def _verify(platform: Platform) -> chain.Verification:
 
 
 def _tamper(platform: Platform, *statements: Any) -> None:
-    """What someone with database access could do: on PostgreSQL only by switching the guard off."""
+    """What a database superuser could do: on PostgreSQL only with the triggers switched off."""
     with platform.db.session() as db:
         if not is_sqlite(db):
-            db.execute(text("SET LOCAL kaifang.audit_maintenance = 'on'"))
+            db.execute(text("SET LOCAL session_replication_role = replica"))
         for statement in statements:
             db.execute(statement)
 
