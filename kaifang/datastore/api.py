@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from kaifang.accounts.permissions import Actor, require_login
@@ -42,7 +44,7 @@ from kaifang.datastore.sql import SqlLimits, run_sql
 from kaifang.datastore.storage import FileStore
 from kaifang.datastore.upload import receive_resource, receive_version, schedule
 from kaifang.errors import InvalidInput, NotAuthenticated
-from kaifang.web.security import DB, CurrentActor, RowId
+from kaifang.web.security import DB, CurrentActor, RowId, get_actor
 
 router = APIRouter(prefix="/api/v1", tags=["数据资源"])
 
@@ -272,12 +274,23 @@ class DataOut(BaseModel):
 
 
 @router.get("/resources/{resource_id}/data", response_model=DataOut, summary="数据查询接口（需 API 密钥）")
-def data(
-    request: Request, resource_id: RowId, db: DB, actor: CurrentActor, version: VersionParam = None
-) -> Response:
+async def data(request: Request, resource_id: RowId, version: VersionParam = None) -> Response:
     """筛选 `列=值`、`列__gt=`、`__gte`、`__lt`、`__lte`、`__ne`、`__in=a,b`、`__contains=`、
     `__isnull=true`；`fields`、`sort`（`列` 或 `-列`）、`limit`、`offset` 或 `cursor`；
     `group_by` 与 `agg=count|sum:列|avg:列|min:列|max:列`。"""
+    # The busiest route does its work in one trip to a worker thread: the transaction, the caller,
+    # the permission, the query and the audit record together (as dependencies they were four trips,
+    # about a third of a small call's time).
+    return await run_in_threadpool(_data, request, resource_id, version)
+
+
+def _data(request: Request, resource_id: int, version: int | None) -> Response:
+    with request.app.state.kf.db.session() as db:
+        actor = get_actor(request, db)
+        return _data_in(request, db, actor, resource_id, version)
+
+
+def _data_in(request: Request, db: Session, actor: Actor, resource_id: int, version: int | None) -> Response:
     _require_key(actor, "数据接口")
     resource, row, entry = service.readable_version(db, actor, resource_id, version)
     if resource.kind != ResourceKind.table:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from kaifang.accounts.models import OrgRole
 from kaifang.accounts.permissions import SYSTEM, Actor, require_org_role
@@ -67,11 +67,28 @@ def _refusal(entry: Entry) -> str:
 
 
 def get_resource(db: Session, actor: Actor, resource_id: int) -> tuple[Resource, Entry]:
-    """A resource whose entry the actor may see in the catalog."""
-    resource = db.get(Resource, resource_id) if 0 < resource_id <= MAX_ID else None
-    if resource is None:
+    """A resource whose entry the actor may see in the catalog.
+
+    One query brings the resource, its entry with the provider and its versions: every data call
+    starts here, and three round trips were a tenth of a small call.
+    """
+    found = None
+    if 0 < resource_id <= MAX_ID:
+        found = (
+            db.execute(
+                select(Resource, Entry)
+                .join(Entry, Entry.id == Resource.entry_id)
+                .where(Resource.id == resource_id)
+                .options(joinedload(Resource.versions), joinedload(Entry.provider))
+            )
+            .unique()
+            .first()
+        )
+    if found is None:
         raise NotFound("未找到该数据资源")
-    entry = catalog.get_entry(db, actor, resource.entry_id)
+    resource, entry = found
+    if not catalog.can_view(actor, entry):
+        raise NotFound("未找到该数据目录，可能尚未发布或已下线")
     return resource, entry
 
 
