@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -145,6 +146,7 @@ CSV_COLUMNS = (
     ("target_type", "对象类型"),
     ("target_id", "对象编号"),
     ("comment", "说明"),
+    ("summary", "摘要"),  # before/after of a change; filters and download receipt of an access
     ("user_agent", "客户端"),
 )
 
@@ -192,5 +194,7 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True) if value else ""
     text = str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text  # no formulas in a spreadsheet

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, Text, cast, select
 
 from kaifang.audit.models import AuditRecord
 
@@ -21,6 +21,7 @@ class AuditQuery:
     action: str = ""  # a tag, or a prefix ending in ":" (e.g. "data:access:")
     kind: str = ""
     ip: str = ""
+    receipt: str = ""  # a download receipt id (checked against receipts.PATTERN: no wildcards)
     since: datetime | None = None
     until: datetime | None = None
 
@@ -47,6 +48,8 @@ def filtered(q: AuditQuery) -> Select[AuditRecord]:
         stmt = stmt.where(AuditRecord.kind == q.kind)
     if q.ip:
         stmt = stmt.where(AuditRecord.ip == q.ip)
+    if q.receipt:
+        stmt = stmt.where(AuditRecord.kind == "access", cast(AuditRecord.summary, Text).contains(q.receipt))
     if q.since is not None:
         stmt = stmt.where(AuditRecord.at >= q.since)
     if q.until is not None:
@@ -63,6 +66,9 @@ def duckdb_where(q: AuditQuery) -> tuple[str, list[Any]]:
         if value not in ("", None):
             clauses.append(f"{column} = ?")
             params.append(value)
+    if q.receipt:
+        clauses.append("kind = 'access' AND contains(summary, ?)")
+        params.append(q.receipt)
     if q.action.endswith(":"):
         clauses.append("starts_with(action, ?)")
         params.append(q.action)

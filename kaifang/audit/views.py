@@ -17,6 +17,7 @@ from kaifang.accounts import orgs
 from kaifang.accounts.permissions import require_login
 from kaifang.audit import inspection, stats
 from kaifang.audit.models import RecordKind
+from kaifang.audit.receipts import is_receipt
 from kaifang.audit.tags import Tag
 from kaifang.db import MAX_ID
 from kaifang.errors import InvalidInput
@@ -64,6 +65,7 @@ class AuditFilters:
     ip: str = ""
     since: str = ""
     until: str = ""
+    receipt: str = ""
 
     def given(self) -> dict[str, str]:
         return {k: v for k, v in asdict(self).items() if v}
@@ -76,6 +78,10 @@ class AuditFilters:
             raise InvalidInput("记录类别不在可选范围内", fields={"kind": "不在可选范围内"})
         if action and action not in ACTION_GROUPS and action not in {str(t) for t in Tag}:
             raise InvalidInput("动作不在可选范围内", fields={"action": "不在可选范围内"})
+        receipt = self.receipt.strip().upper()
+        if receipt and not is_receipt(receipt):
+            message = "下载回执编号格式不对，应形如 KF20261127-ABCDEFGHIJKLMNOP"
+            raise InvalidInput(message, fields={"receipt": message})
         first, last = _day(self.since, "since"), _day(self.until, "until")
         return inspection.AuditQuery(
             actor=self.actor.strip().lower(),
@@ -83,6 +89,7 @@ class AuditFilters:
             action=action,
             kind=kind,
             ip=self.ip.strip(),
+            receipt=receipt,
             since=datetime.combine(first, time(), CITY_ZONE) if first else None,
             until=datetime.combine(last + timedelta(days=1), time(), CITY_ZONE) if last else None,
         )
@@ -96,8 +103,9 @@ def audit_filters(
     ip: Text = "",
     since: Text = "",
     until: Text = "",
+    receipt: Text = "",
 ) -> AuditFilters:
-    return AuditFilters(actor_name, entry, action, kind, ip, since, until)
+    return AuditFilters(actor_name, entry, action, kind, ip, since, until, receipt)
 
 
 Filters = Annotated[AuditFilters, Depends(audit_filters)]

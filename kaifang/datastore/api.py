@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from kaifang.accounts.permissions import Actor, require_login
+from kaifang.audit.receipts import HEADER as RECEIPT_HEADER
+from kaifang.audit.receipts import new_receipt
 from kaifang.audit.service import DataAccess, record_access
 from kaifang.audit.tags import Tag
 from kaifang.catalog.models import Entry
@@ -217,13 +219,11 @@ class _StoredFile(FileResponse):
     chunk_size = 1 << 20
 
 
-def _file_response(request: Request, version: ResourceVersion) -> Response:
+def _file_response(request: Request, version: ResourceVersion, receipt: str) -> Response:
     path = request.app.state.kf.store.path(version.data_key)
-    return _StoredFile(
-        path,
-        media_type=version.media_type,
-        headers={"Content-Disposition": content_disposition(version.source_filename)},
-    )
+    disposition = content_disposition(version.source_filename)
+    headers = {"Content-Disposition": disposition, RECEIPT_HEADER: receipt}
+    return _StoredFile(path, media_type=version.media_type, headers=headers)
 
 
 VersionParam = Annotated[int | None, Query(ge=1, le=100_000, description="版本号，默认最新发布版本")]
@@ -327,12 +327,16 @@ def download(
     format: Annotated[Format, Query(description="csv | json | xlsx | parquet")] = "csv",
     bom: Annotated[bool, Query(description="CSV 加 UTF-8 BOM，便于 Excel 正确显示中文")] = False,
 ) -> Response:
-    """整表或按筛选条件下载，流式输出；响应头 X-Data-Source 与 JSON/XLSX 内容中注明数据来源（第二十四条）。"""
+    """整表或按筛选条件下载，流式输出；响应头 X-Data-Source 与 JSON/XLSX 内容中注明数据来源（第二十四条）。
+    每次下载有一个下载回执编号（响应头 X-Download-Receipt；JSON、XLSX、Parquet 文件内也写明），
+    记入审计记录，可据此追溯下载人及其使用授权。"""
     resource, row, entry = service.readable_version(db, actor, resource_id, version)
+    receipt = new_receipt()
+    grant_id = actor.grants.get(entry.id)
     if resource.kind != ResourceKind.table:
-        access = DataAccess(entry.id, resource.id, row.id, "file", grant_id=actor.grants.get(entry.id))
-        record_access(db, actor, Tag.data_access_download, access)
-        return _file_response(request, row)
+        access = DataAccess(entry.id, resource.id, row.id, "file", grant_id=grant_id)
+        record_access(db, actor, Tag.data_access_download, access, summary={"receipt": receipt})
+        return _file_response(request, row, receipt)
     kf = request.app.state.kf
     source = citation(
         entry.provider.name,
@@ -345,13 +349,21 @@ def download(
     engine = engine_for(request.app.state.kf.store, row)
     q = _query(request, row, paged=False)
     filename = f"{resource.name}_第{row.number}版.{format}"
-    headers = {"Content-Disposition": content_disposition(filename), "X-Data-Source": quote_header(source)}
+    headers = {
+        "Content-Disposition": content_disposition(filename),
+        "X-Data-Source": quote_header(source),
+        RECEIPT_HEADER: receipt,
+    }
     # Recorded before the first byte is sent (the session commits before the response starts):
     # a download whose record was not written never begins.
     rows = engine.count(q) if q.filters else row.row_count
-    access = DataAccess(entry.id, resource.id, row.id, format, rows, grant_id=actor.grants.get(entry.id))
-    record_access(db, actor, Tag.data_access_download, access, summary={"filters": _asked(request)})
-    if format in ("csv", "parquet") and _whole_published_table(row, q):
+    access = DataAccess(entry.id, resource.id, row.id, format, rows, grant_id=grant_id)
+    summary = {"filters": _asked(request), "receipt": receipt}
+    record_access(db, actor, Tag.data_access_download, access, summary=summary)
+    # A kept file is the same bytes for everyone: the receipt travels in the header only. Under a
+    # grant a Parquet file is written for this download, with the receipt inside (CSV has no room).
+    kept = format == "csv" or (format == "parquet" and grant_id is None)
+    if kept and _whole_published_table(row, q):
         return _kept_download(kf.store, engine, q, row, format, bom, headers)
     # Runs the query now: a bad one fails here, not mid-download.
     batches = engine.batches(q, STREAM_BATCH_ROWS) if format in ("csv", "json") else engine.batches(q)
@@ -359,11 +371,11 @@ def download(
         chunks = (
             csv_chunks(batches, bom=bom)
             if format == "csv"
-            else json_chunks(batches, engine.fields(q), source)
+            else json_chunks(batches, engine.fields(q), source, receipt)
         )
         media = CSV_MEDIA if format == "csv" else "application/json"
         return StreamingResponse(chunks, media_type=media, headers=headers)
-    return _file_download(batches, engine, q, source, format, headers)
+    return _file_download(batches, engine, q, source, format, headers, receipt)
 
 
 CSV_MEDIA = "text/csv; charset=utf-8"
@@ -414,6 +426,7 @@ def _file_download(
     source: str,
     format: str,
     headers: dict[str, str],
+    receipt: str,
 ) -> Response:
     """XLSX and Parquet are written to a temporary file first (their formats end with an index)."""
     handle = tempfile.NamedTemporaryFile(suffix=f".{format}", delete=False)  # noqa: SIM115 - deleted after sending
@@ -421,10 +434,11 @@ def _file_download(
     path = Path(handle.name)
     try:
         if format == "xlsx":
-            xlsx_file(batches, engine.fields(q), source, path)
+            xlsx_file(batches, engine.fields(q), source, path, receipt)
             media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         else:
-            parquet_file(batches, engine.columns(q), path)
+            metadata = {"kaifang.source": source, "kaifang.receipt": receipt}
+            parquet_file(batches, engine.columns(q), path, metadata)
             media = PARQUET_MEDIA
     except BaseException:
         path.unlink(missing_ok=True)

@@ -173,14 +173,15 @@ def _json_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 def json_chunks(
-    batches: Iterable[pa.RecordBatch], fields: list[dict[str, str]], citation: str
+    batches: Iterable[pa.RecordBatch], fields: list[dict[str, str]], citation: str, receipt: str = ""
 ) -> Iterator[bytes]:
-    """One JSON object, streamed: `{"source": citation, "fields": [...], "records": [...]}`.
+    """One JSON object, streamed: `{"source": citation, "receipt": …, "fields": [...], "records": [...]}`.
 
     The records of a batch are written column by column with Arrow kernels (they read back as
     `json.dumps` of the rows would, several times faster than going row by row in Python).
     """
-    yield f'{{"source":{_dump(citation)},"fields":{_dump(fields)},"records":['.encode()
+    head = f'"source":{_dump(citation)},' + (f'"receipt":{_dump(receipt)},' if receipt else "")
+    yield f'{{{head}"fields":{_dump(fields)},"records":['.encode()
     filled = (batch for batch in batches if batch.num_rows)
     yield from _in_order(_json_records, ((batch, i > 0) for i, batch in enumerate(filled)))
     yield b"]}"
@@ -293,9 +294,14 @@ def _write_rows(sheet: Worksheet, workbook: Any, batches: Iterable[pa.RecordBatc
 
 
 def xlsx_file(
-    batches: Iterable[pa.RecordBatch], fields: list[dict[str, str]], citation: str, path: Path
+    batches: Iterable[pa.RecordBatch],
+    fields: list[dict[str, str]],
+    citation: str,
+    path: Path,
+    receipt: str = "",
 ) -> None:
-    """An XLSX workbook: sheet 数据 (bold header, the rows) and sheet 数据来源 (the citation).
+    """An XLSX workbook: sheet 数据 (bold header, the rows) and sheet 数据来源 (the citation, and the
+    download receipt, which is also in the document properties).
 
     More rows than a sheet holds raises InvalidInput (suggesting CSV or Parquet) and leaves no file.
     """
@@ -311,7 +317,11 @@ def xlsx_file(
         sheet.write_row(0, 0, [f["name"] for f in fields], workbook.add_format({"bold": True}))
         _write_rows(sheet, workbook, batches, first_row=1)
         source = workbook.add_worksheet("数据来源")
-        for number, line in enumerate(citation.splitlines() or [""]):
+        lines = citation.splitlines() or [""]
+        if receipt:
+            lines.append(f"下载回执：{receipt}")
+            workbook.set_properties({"comments": f"下载回执 {receipt}", "keywords": receipt})
+        for number, line in enumerate(lines):
             source.write_string(number, 0, line)
         workbook.close()
     except BaseException:
@@ -342,9 +352,17 @@ def _conform(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=target)
 
 
-def parquet_file(batches: Iterable[pa.RecordBatch], schema: list[Column], path: Path) -> None:
-    """A Parquet file of the batches with the columns and types of `schema`, never `_row`."""
+def parquet_file(
+    batches: Iterable[pa.RecordBatch],
+    schema: list[Column],
+    path: Path,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """A Parquet file of the batches with the columns and types of `schema`, never `_row`;
+    `metadata` goes into the file's key-value metadata (citation, download receipt)."""
     target = _arrow_schema(schema)
+    if metadata:
+        target = target.with_metadata({k.encode(): v.encode() for k, v in metadata.items()})
     with pq.ParquetWriter(str(path), target, compression="zstd") as writer:
         for batch in batches:
             writer.write_batch(_conform(batch, target))
