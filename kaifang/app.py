@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from kaifang import migrate
 from kaifang.audit.middleware import RequestAuditMiddleware
 from kaifang.audit.writer import AuditWriter
+from kaifang.datastore import query
 from kaifang.datastore.storage import FileStore, LocalFileStore
 from kaifang.db import Database
 from kaifang.mail import Mailer, make_mailer
@@ -49,6 +50,7 @@ def build_platform(settings: Settings) -> Platform:
     db = Database(settings.db_url)
     s = settings
     store = LocalFileStore(s.files_dir)
+    query.configure(s.query_memory_mb, s.home / "tmp" / "duckdb")
     return Platform(
         settings=s,
         db=db,

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     sql_memory_mb: int = Field(
         512, ge=64, le=1024 * 1024, description="memory one SQL query may use in DuckDB, in MiB"
     )
+    query_memory_mb: int = Field(
+        1024,
+        ge=128,
+        le=1024 * 1024,
+        description="memory the data API's DuckDB may hold (buffers and cache; larger work spills to "
+        "HOME/tmp), in MiB",
+    )
 
     jobs_backend: Literal["inprocess", "redis"] = Field(
         "inprocess",

@@ -186,6 +186,8 @@ class _Database:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._memory_mb = 1024
+        self._spill: Path | None = None
         self._pid = 0
         self._con: duckdb.DuckDBPyConnection | None = None
         self._aliases: OrderedDict[str, str] = OrderedDict()  # copy path → alias, oldest use first
@@ -197,10 +199,24 @@ class _Database:
         if self._con is None or self._pid != os.getpid():
             self._con = duckdb.connect(":memory:", config=self.CONFIG)
             self._con.execute("SET parquet_metadata_cache = true")  # files never change
+            # Without a limit DuckDB keeps up to 80% of the machine's memory as buffers and cache,
+            # and the server's resting size grew with every large export; past it, work spills.
+            self._con.execute(f"SET memory_limit = '{int(self._memory_mb)}MiB'")
+            if self._spill is not None:
+                self._con.execute(f"SET temp_directory = {_literal(str(self._spill))}")
             self._pid = os.getpid()
             self._aliases.clear()
             self._readers.clear()
         return self._con
+
+    def configure(self, memory_mb: int, spill: Path) -> None:
+        """The memory limit and spill folder for the connection (applied when it is next opened,
+        and at once to an open one)."""
+        with self._lock:
+            self._memory_mb, self._spill = memory_mb, spill
+            if self._con is not None and self._pid == os.getpid():
+                self._con.execute(f"SET memory_limit = '{int(memory_mb)}MiB'")
+                self._con.execute(f"SET temp_directory = {_literal(str(spill))}")
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
@@ -234,6 +250,11 @@ class _Database:
 
 
 _database = _Database()
+
+
+def configure(memory_mb: int, spill: Path) -> None:
+    """Settings `query_memory_mb` and the spill folder under HOME (called when the platform is built)."""
+    _database.configure(memory_mb, spill)
 
 
 @dataclass

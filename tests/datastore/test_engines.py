@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from kaifang.app import Platform
 from kaifang.datastore import engines, query
 from kaifang.datastore.engines import build_copy, copy_path, engine_for, wait_for_copies
 from kaifang.datastore.models import ResourceVersion, VersionStatus
@@ -182,3 +183,16 @@ def test_building_removes_copies_abandoned_mid_build_but_not_running_ones(tmp_pa
     os.utime(abandoned, (time.time() - engines.ABANDONED_AFTER_S - 1,) * 2)
     build_copy(path, target)
     assert sorted(p.name for p in target.parent.iterdir()) == [running.name, target.name]
+
+
+def test_the_query_engine_holds_no_more_memory_than_the_setting(platform: Platform, tmp_path: Path) -> None:
+    query.configure(256, tmp_path / "spill")
+    try:
+        with query._database.cursor() as cur:
+            limit, spill = cur.execute(
+                "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+            ).fetchone()
+        assert limit == "256.0 MiB" and spill == str(tmp_path / "spill")
+    finally:
+        settings = platform.settings
+        query.configure(settings.query_memory_mb, settings.home / "tmp" / "duckdb")
