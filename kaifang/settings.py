@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     sql_memory_mb: int = Field(
         512, ge=64, le=1024 * 1024, description="memory one SQL query may use in DuckDB, in MiB"
     )
+    data_cache_mb: int = Field(
+        64,
+        ge=0,
+        le=64 * 1024,
+        description="memory for answers of the data API asked again of the same published version, in "
+        "MiB (0: off)",
+    )
     query_memory_mb: int = Field(
         1024,
         ge=128,

@@ -27,6 +27,7 @@ from kaifang.accounts.service import actor_for, hash_password, issue_api_key  # 
 from kaifang.app import Platform, create_app  # noqa: E402
 from kaifang.catalog import service as catalog  # noqa: E402
 from kaifang.catalog.service import ensure_default_taxonomies  # noqa: E402
+from kaifang.datastore import answers  # noqa: E402
 from kaifang.db import Base, is_sqlite, utcnow  # noqa: E402
 from kaifang.settings import load_settings  # noqa: E402
 from kaifang.web.security import CSRF_COOKIE, csrf_token_for  # noqa: E402
@@ -103,6 +104,7 @@ def _empty_database(platform: Platform) -> Iterator[None]:
     with platform.db.session() as db:
         ensure_default_taxonomies(db)
     platform.limiter.reset()
+    answers.answers.clear()  # ids start again at 1: an answer kept for the last test must not be found
     for mail in platform.settings.outbox_dir.glob("*.eml"):
         mail.unlink()
     shutil.rmtree(platform.settings.files_dir, ignore_errors=True)
