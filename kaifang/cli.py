@@ -143,6 +143,36 @@ def cmd_audit_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_desensitize_scan(args: argparse.Namespace) -> int:
+    """Scan a table file for personal and sensitive columns, as an upload is scanned; no database."""
+    import json
+    from pathlib import Path
+
+    from kaifang.desensitize.detect import LABELS, scan_file
+    from kaifang.errors import InvalidInput
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"文件不存在：{path}", file=sys.stderr)
+        return 1
+    try:
+        findings = scan_file(path, args.sheet)
+    except InvalidInput as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    if args.json:
+        report = {"file": str(path), "sheet": args.sheet, "columns": [f.to_dict() for f in findings]}
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0
+    for f in findings:
+        embedded = "、".join(f"{LABELS[k]} {n} 处" for k, n in f.embedded.items())
+        print(
+            f"{f.column}\t{f.label}\t置信度 {f.confidence:.2f}\t匹配比例 {f.match_ratio:.1%}\t"
+            f"样本 {f.sample_count}" + (f"\t文本中含 {embedded}" if embedded else "")
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaifang", description="Kaifang 公共数据开放平台")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="运行后台任务（生产部署：KAIFANG_JOBS_BACKEND=redis）")
     worker.add_argument("--workers", type=int, default=2, help="并行任务进程数（默认 2）")
     worker.set_defaults(func=cmd_worker)
+    desensitize = sub.add_parser("desensitize", help="脱敏").add_subparsers(
+        dest="desensitize_command", required=True
+    )
+    scan = desensitize.add_parser("scan", help="识别表格文件中的个人信息和敏感数据列（不连接数据库）")
+    scan.add_argument("file", help="CSV、XLSX 等表格文件")
+    scan.add_argument("--sheet", help="工作表名称（默认第一个有数据的工作表）")
+    scan.add_argument("--json", action="store_true", help="以 JSON 输出")
+    scan.set_defaults(func=cmd_desensitize_scan)
     apikey = sub.add_parser("apikey", help="API 密钥").add_subparsers(dest="apikey_command", required=True)
     create = apikey.add_parser("create", help="为用户新建 API 密钥并打印（只显示一次）")
     create.add_argument("username")
