@@ -18,6 +18,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from kaifang import cli
+from kaifang.access import reports
+from kaifang.access import service as access
+from kaifang.access.grants import active_grant_ids, active_suspension, city_today
+from kaifang.access.models import Application, ApplicationStatus, ComplianceCheck, Grant
 from kaifang.accounts.models import User
 from kaifang.accounts.permissions import Actor
 from kaifang.accounts.service import issue_api_key, valid_credit_code
@@ -27,6 +31,7 @@ from kaifang.datastore.models import Resource, ResourceVersion, VersionStatus
 from kaifang.datastore.reader import read_table
 from kaifang.demo import datasets
 from kaifang.settings import load_settings
+from tests.conftest import csrf_token, login
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +163,62 @@ def test_conditional_entry_data_is_for_its_provider_only(
     response = get_data(client, keys["demo-provider"], rail, 线路="1号线", limit=5)
     assert response.status_code == 200, response.text
     assert response.json()["total"] > 0
+
+
+def test_applications_in_every_state(demo: tuple[TestClient, Any], seeding: tuple[Path, str]) -> None:
+    """有条件开放: every application state, one decision overdue and one due soon, grants active,
+    expired and revoked, a report due and one 逾期未报, and a suspended user whose grant is frozen."""
+    _client, platform = demo
+    today = city_today()
+    with platform.db.session() as db:
+        applications = list(db.scalars(select(Application)))
+        assert {a.status for a in applications} == set(ApplicationStatus)
+        accepted = [a for a in applications if a.status == ApplicationStatus.accepted]
+        assert any(access.due_state(a, today) == "overdue" for a in accepted)
+        assert any(a.due_on is not None and a.due_on >= today for a in accepted)
+        refused = next(a for a in applications if a.status == ApplicationStatus.refused)
+        assert refused.refusal_reason and refused.refusal_basis
+        grants = list(db.scalars(select(Grant)))
+        assert any(g.revoked_at is not None for g in grants)
+        assert any(g.revoked_at is None and g.ends_on <= today for g in grants)  # expired
+        users = {u.username: u for u in db.scalars(select(User))}
+        states = {p.state for p in reports.points_for(db, grants, today)}
+        assert {"due", "overdue"} <= states
+        (held,) = [g for g in grants if g.user_id == users["demo-company"].id]
+        assert held.active_on(today) and active_grant_ids(db, held.user_id) == {held.entry_id: held.id}
+        zhao = users["citizen-zhao"].id
+        assert active_suspension(db, zhao) is not None and active_grant_ids(db, zhao) == {}
+        assert db.scalar(select(ComplianceCheck.conclusion)) == "non_compliant"
+    assert "份有条件开放申请" in seeding[1]
+
+
+def test_the_suspended_demo_user_is_told_why(demo: tuple[TestClient, Any]) -> None:
+    client, _platform = demo
+    client.cookies.clear()
+    client.get("/login")
+    page = client.post(
+        "/login",
+        data={"login": "citizen-zhao", "password": "kaifang-demo", "csrf_token": csrf_token(client)},
+        follow_redirects=False,
+    )
+    assert page.status_code == 403 and "该账号已被暂停使用" in page.text and "禁止再转让" in page.text
+
+
+def test_the_demo_application_pages_render(demo: tuple[TestClient, Any]) -> None:
+    client, _platform = demo
+    pages = {
+        "demo-company": ("/account/applications", "待提交"),
+        "demo-user": ("/account/applications", "逾期未报"),
+        "demo-provider": ("/workspace/applications", "已逾期"),
+        "demo-regulator": ("/admin/access/stats", "海河市交通运输委员会"),
+        "demo-operator": ("/suspensions", "赵先生"),
+    }
+    for username, (url, text) in pages.items():
+        client.cookies.clear()
+        login(client, username, "kaifang-demo")
+        page = client.get(url)
+        assert page.status_code == 200 and text in page.text, (username, url)
+    client.cookies.clear()
 
 
 def test_district_boundaries_are_a_geojson_file(demo: tuple[TestClient, Any]) -> None:

@@ -56,6 +56,7 @@ class ApplicationOut(BaseModel):
     return_note: str
     refusal_reason: str
     refusal_basis: str
+    renews_grant_id: int | None = Field(description="续期申请所续的授权编号；新申请为 null")
     agreement: AgreementOut | None
 
 
@@ -178,3 +179,30 @@ def sign(application_id: RowId, body: Signature, db: DB, actor: CurrentActor) ->
 @router.get("/grants", response_model=list[GrantOut], summary="我的使用授权")
 def my_grants(db: DB, actor: CurrentActor) -> list[GrantOut]:
     return [_grant(g) for g in service.my_grants(db, actor)]
+
+
+@router.get(
+    "/grants/{grant_id}/renewal",
+    response_model=ApplicationIn,
+    summary="续期申请的预填内容（取自原申请）",
+)
+def renewal_form(grant_id: RowId, db: DB, actor: CurrentActor) -> ApplicationIn:
+    form = service.renewal_form(db, actor, grant_id)
+    return ApplicationIn(
+        purpose=form.purpose,
+        scenario=form.scenario,
+        period_days=int(form.period_days),
+        security_measures=form.security_measures,
+        contact=form.contact,
+        resource_ids=form.resource_ids,
+    )
+
+
+@router.post(
+    "/grants/{grant_id}/renewal",
+    response_model=ApplicationOut,
+    status_code=201,
+    summary="申请续期（授权有效期内或到期后 30 天内，未被撤销）",
+)
+def renew(grant_id: RowId, body: ApplicationIn, db: DB, actor: CurrentActor) -> ApplicationOut:
+    return _out(service.renew(db, actor, grant_id, body.form()))

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from kaifang.access import agreement as agreement_text
+from kaifang.access import notices
 from kaifang.access.grants import CITY_ZONE, city_today
 from kaifang.access.models import OPEN_STATUSES, Agreement, Application, ApplicationStatus, Grant
 from kaifang.access.workdays import due_date, load_calendar
@@ -29,6 +31,7 @@ from kaifang.db import MAX_ID, utcnow
 from kaifang.errors import Conflict, InvalidInput, NotFound
 
 MAX_PERIOD_DAYS = 365  # 使用时限 at most one year; a longer use is a renewal
+RENEWAL_WINDOW_DAYS = 30  # a grant may be renewed while in force and up to 30 days after it ended
 MIN_TEXT = 10  # purpose and security measures shorter than this say nothing
 MAX_TEXT = 2000
 CONTACT = re.compile(r"(\d[\d\- ]{6,}\d)|([^@\s]+@[^@\s]+\.[^@\s]+)")
@@ -189,8 +192,10 @@ def due_state(application: Application, today: date | None = None) -> str:
 # --- applying -----------------------------------------------------------------------------------
 
 
-def apply(db: Session, actor: Actor, entry_id: int, form: ApplicationForm) -> Application:
-    """A logged-in user applies to use a published 有条件开放 entry."""
+def apply(
+    db: Session, actor: Actor, entry_id: int, form: ApplicationForm, *, renews: Grant | None = None
+) -> Application:
+    """A logged-in user applies to use a published 有条件开放 entry (`renews`: a renewal, see `renew`)."""
     require_login(actor)
     entry = catalog.get_entry(db, actor, entry_id)
     if entry.status != EntryStatus.published or entry.open_type != OpenType.conditional:
@@ -218,18 +223,85 @@ def apply(db: Session, actor: Actor, entry_id: int, form: ApplicationForm) -> Ap
         security_measures=clean.security_measures,
         contact=clean.contact,
         resource_ids=clean.resource_ids,
+        renews_grant_id=renews.id if renews else None,
     )
     db.add(application)
-    db.flush()
+    try:
+        db.flush()
+    except IntegrityError as exc:  # a concurrent request passed the check first (the one-open index)
+        raise Conflict("您对该数据已有一份正在办理的申请") from exc
     record(
         db,
         actor,
         Tag.access_application_submitted,
         "application",
         application.id,
-        summary={"after": {"entry_id": entry.id, "period_days": application.period_days}},
+        summary={
+            "after": {
+                "entry_id": entry.id,
+                "period_days": application.period_days,
+                "renews_grant_id": application.renews_grant_id,
+            }
+        },
     )
+    notices.submitted(db, application)
     return application
+
+
+def renewal_refusal(db: Session, grant: Grant, today: date | None = None) -> str:
+    """Why a grant may not be renewed now, or "" when it may: it must not be revoked, must be in
+    force or have ended at most `RENEWAL_WINDOW_DAYS` ago (a longer lapse is a fresh application),
+    and must not have been renewed already (the renewed grant is the one to renew next)."""
+    day = today or city_today()
+    if grant.revoked_at is not None:
+        return "该授权已被撤销，不能续期；如需继续使用请重新申请"
+    if grant.last_day < day - timedelta(days=RENEWAL_WINDOW_DAYS):
+        return f"该授权已到期超过 {RENEWAL_WINDOW_DAYS} 天，不能续期；如需继续使用请重新申请"
+    renewed = db.scalar(
+        select(Application.id).where(
+            Application.renews_grant_id == grant.id, Application.status == ApplicationStatus.granted
+        )
+    )
+    if renewed is not None:
+        return f"该授权已续期（申请编号 {renewed}），请对续期后的授权申请续期"
+    return ""
+
+
+def grant_of(db: Session, application: Application) -> Grant | None:
+    """The grant an application's signed agreement created, if any."""
+    return db.scalar(select(Grant).where(Grant.application_id == application.id))
+
+
+def renewable_grant(db: Session, actor: Actor, grant_id: int) -> Grant:
+    """The actor's own grant, if it may be renewed (`renewal_refusal`). Anyone else's is not found."""
+    require_login(actor)
+    grant = db.get(Grant, grant_id) if 0 < grant_id <= MAX_ID else None
+    if grant is None or grant.user_id != actor.user_id:
+        raise NotFound("未找到该授权")
+    refusal = renewal_refusal(db, grant)
+    if refusal:
+        raise Conflict(refusal)
+    return grant
+
+
+def renewal_form(db: Session, actor: Actor, grant_id: int) -> ApplicationForm:
+    """The renewal's form, pre-filled from the application the grant came from."""
+    granted = _load(db, renewable_grant(db, actor, grant_id).application_id)
+    return ApplicationForm(
+        purpose=granted.purpose,
+        scenario=granted.scenario,
+        period_days=granted.period_days,
+        security_measures=granted.security_measures,
+        contact=granted.contact,
+        resource_ids=list(granted.resource_ids or []),
+    )
+
+
+def renew(db: Session, actor: Actor, grant_id: int, form: ApplicationForm) -> Application:
+    """续期: the grantee applies again for the same entry; the new application names the grant it
+    renews and follows the normal path (acceptance, decision, a new agreement and grant)."""
+    grant = renewable_grant(db, actor, grant_id)
+    return apply(db, actor, grant.entry_id, form, renews=grant)
 
 
 def resubmit(db: Session, actor: Actor, application_id: int, form: ApplicationForm) -> Application:
@@ -244,6 +316,7 @@ def resubmit(db: Session, actor: Actor, application_id: int, form: ApplicationFo
     application.contact, application.resource_ids = clean.contact, clean.resource_ids
     application.status, application.submitted_at = ApplicationStatus.submitted, utcnow()
     record(db, actor, Tag.access_application_resubmitted, "application", application.id)
+    notices.submitted(db, application, again=True)
     return application
 
 
@@ -275,6 +348,7 @@ def accept(db: Session, actor: Actor, application_id: int) -> Application:
         application.id,
         summary={"after": {"due_on": due.day, "due_estimated": due.estimated}},
     )
+    notices.accepted(db, application)
     return application
 
 
@@ -286,6 +360,7 @@ def return_for_completion(db: Session, actor: Actor, application_id: int, commen
         raise InvalidInput("请说明需要补正的内容", fields={"comment": "请说明需要补正的内容"})
     application.status, application.return_note = ApplicationStatus.returned, comment[:MAX_TEXT]
     record(db, actor, Tag.access_application_returned, "application", application.id, comment=comment)
+    notices.returned(db, application)
     return application
 
 
@@ -310,6 +385,7 @@ def approve(db: Session, actor: Actor, application_id: int) -> Agreement:
         application.id,
         summary={"after": {"agreement_id": agreement.id, "sha256": agreement.sha256}},
     )
+    notices.approved(db, application)
     return agreement
 
 
@@ -335,6 +411,7 @@ def refuse(db: Session, actor: Actor, application_id: int, reason: str, basis: s
         application.id,
         summary={"after": {"reason": reason, "basis": basis}},
     )
+    notices.refused(db, application)
     return application
 
 
@@ -376,8 +453,14 @@ def sign(db: Session, actor: Actor, application_id: int, sha256: str) -> Agreeme
         agreement.id,
         summary={"after": {"side": side, "sha256": sha256}},
     )
+    # Each signature tells the other side; the applicant hears of the provider's last signature
+    # through the grant's message.
+    if side == "user":
+        notices.signed_by_applicant(db, application)
+    elif not agreement.fully_signed:
+        notices.signed_by_provider(db, application)
     if agreement.fully_signed:
-        _grant(db, actor, application, agreement)
+        notices.granted(db, application, _grant(db, actor, application, agreement))
     return agreement
 
 
@@ -427,4 +510,5 @@ def revoke_grant(db: Session, actor: Actor, grant_id: int, reason: str) -> Grant
         raise Conflict("该授权已撤销")
     grant.revoked_at, grant.revoked_by, grant.revoke_reason = utcnow(), actor.user_id, reason[:MAX_TEXT]
     record(db, actor, Tag.access_grant_revoked, "grant", grant.id, comment=reason)
+    notices.revoked(db, application, grant)
     return grant

@@ -13,9 +13,9 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from kaifang.access import holidays, service
+from kaifang.access import holidays, pdf, report_views, service
 from kaifang.access.grants import city_today
-from kaifang.access.models import STATUS_LABELS, Application, ApplicationStatus
+from kaifang.access.models import STATUS_LABELS, Application, ApplicationStatus, Grant
 from kaifang.accounts.models import OrgRole
 from kaifang.accounts.permissions import Actor, require_login
 from kaifang.catalog import service as catalog
@@ -59,7 +59,9 @@ def _apply_page(
     entry_id: int,
     values: dict[str, Any] | None = None,
     error: ServiceError | None = None,
+    renewal: Grant | None = None,
 ) -> Response:
+    """The application form; for a renewal (续期) it posts to the grant and says which it renews."""
     entry = catalog.get_entry(db, actor, entry_id)
     resources = datastore.entry_resources(db, actor, entry)
     context = {
@@ -69,6 +71,8 @@ def _apply_page(
         "errors": error.fields if error else {},
         "error_message": error.message if error else "",
         "max_period": service.MAX_PERIOD_DAYS,
+        "renewal": renewal,
+        "action": f"/grants/{renewal.id}/renew" if renewal else f"/datasets/{entry_id}/apply",
     }
     return render(request, "access/apply.html", context, status=422 if error else 200)
 
@@ -95,6 +99,39 @@ async def apply(request: Request, entry_id: RowId, db: DB, actor: CurrentActor) 
     return redirect(f"/applications/{application.id}", settings_of(request), message)
 
 
+@router.get("/grants/{grant_id}/renew")
+def renew_form(request: Request, grant_id: RowId, db: DB, actor: CurrentActor) -> Response:
+    """续期: the application form pre-filled from the granted application, for the grantee to edit."""
+    try:
+        grant = service.renewable_grant(db, actor, grant_id)
+    except Conflict as exc:
+        return redirect(_grant_page(db, grant_id), settings_of(request), exc.message, "error")
+    values = _values(service.renewal_form(db, actor, grant_id))
+    return _apply_page(request, db, actor, grant.entry_id, values, renewal=grant)
+
+
+@router.post("/grants/{grant_id}/renew")
+async def renew(request: Request, grant_id: RowId, db: DB, actor: CurrentActor) -> Response:
+    submitted = _form(await request.form())
+    try:
+        application = service.renew(db, actor, grant_id, submitted)
+    except InvalidInput as exc:
+        db.rollback()
+        grant = service.renewable_grant(db, actor, grant_id)
+        return _apply_page(request, db, actor, grant.entry_id, _values(submitted), exc, renewal=grant)
+    except Conflict as exc:
+        db.rollback()
+        return redirect(_grant_page(db, grant_id), settings_of(request), exc.message, "error")
+    message = "续期申请已提交，按开放申请的流程受理和决定；原授权在到期前继续有效。"
+    return redirect(f"/applications/{application.id}", settings_of(request), message)
+
+
+def _grant_page(db: Session, grant_id: int) -> str:
+    """The page of the application a grant came from (only reached after the owner check)."""
+    grant = db.get(Grant, grant_id)
+    return f"/applications/{grant.application_id}" if grant else "/account/applications"
+
+
 @router.get("/account/applications")
 def my_applications(request: Request, db: DB, actor: CurrentActor) -> Response:
     """我的申请: every application with its due date, agreements to sign, grants and their terms."""
@@ -104,6 +141,7 @@ def my_applications(request: Request, db: DB, actor: CurrentActor) -> Response:
         "grants": service.my_grants(db, actor),
         "labels": STATUS_LABELS,
         "today": city_today(),
+        **report_views.mine_extras(db, actor),
     }
     return render(request, "access/mine.html", context)
 
@@ -119,8 +157,13 @@ def _application_page(
     is_reviewer = actor.has_org_role(application.provider_id, OrgRole.reviewer)
     is_applicant = actor.user_id == application.user_id
     completing = is_applicant and application.status == ApplicationStatus.returned
+    grant = service.grant_of(db, application)
     context = {
         "application": application,
+        "grant": grant,
+        "today": city_today(),
+        "can_renew": is_applicant and grant is not None and not service.renewal_refusal(db, grant),
+        "renewal_window": service.RENEWAL_WINDOW_DAYS,
         "resources": service.requested_resources(db, application),
         "labels": STATUS_LABELS,
         "due_state": service.due_state(application),
@@ -218,6 +261,20 @@ def agreement_page(request: Request, application_id: RowId, db: DB, actor: Curre
     return render(request, "access/agreement.html", context)
 
 
+@router.get("/applications/{application_id}/agreement.pdf")
+def agreement_pdf(application_id: RowId, db: DB, actor: CurrentActor) -> Response:
+    """The agreement as PDF: the text as signed and the signature record; who may see the page may
+    download it."""
+    agreement = service.get_agreement(db, actor, application_id)
+    number = f"KF-SQ-{application_id:06d}"
+    content = pdf.render(agreement, pdf.signatures(db, agreement), f"使用协议 {number}")
+    return Response(
+        content,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="agreement-{number}.pdf"'},
+    )
+
+
 @router.post("/applications/{application_id}/agreement/sign")
 async def sign(request: Request, application_id: RowId, db: DB, actor: CurrentActor) -> Response:
     form = await request.form()
@@ -242,6 +299,7 @@ def review_queue(request: Request, db: DB, actor: CurrentActor) -> Response:
         "grants": service.provider_grants(db, actor) if actor.orgs_with_role(OrgRole.reviewer) else [],
         "labels": STATUS_LABELS,
         "today": today,
+        **report_views.queue_extras(db, actor),
     }
     return render(request, "access/queue.html", context)
 

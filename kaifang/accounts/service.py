@@ -19,7 +19,13 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from kaifang.access.grants import active_grant_ids
+from kaifang.access.grants import (
+    AccountSuspended,
+    active_grant_ids,
+    active_suspension,
+    check_not_suspended,
+    suspended_flag,
+)
 from kaifang.accounts.models import (
     ApiKey,
     AuthSession,
@@ -262,6 +268,12 @@ def authenticate(db: Session, settings: Settings, login: str, password: str, ip:
         raise InvalidInput("用户名或密码错误")
     if not user.is_active:
         raise PermissionDenied("该账号已停用，如有疑问请联系平台运营单位")
+    try:
+        check_not_suspended(db, user.id)
+    except AccountSuspended:
+        record(db, actor, Tag.account_login_failed, "user", user.id, comment="suspended")
+        db.commit()
+        raise
     if user.email_verified_at is None:
         raise EmailNotVerified("邮箱尚未验证，请打开验证邮件中的链接；也可以重新发送验证邮件", user.email)
     if _hasher.check_needs_rehash(user.password_hash):
@@ -309,7 +321,7 @@ def resolve_session(db: Session, settings: Settings, token: str) -> User | None:
         row.ended_at = now
         return None
     user = db.get(User, row.user_id)
-    if user is None or not user.is_active:
+    if user is None or not user.is_active or active_suspension(db, user.id) is not None:
         return None
     if now - row.last_seen_at > timedelta(seconds=60):  # one write a minute, not one per request
         row.last_seen_at = now
@@ -440,16 +452,21 @@ def resolve_api_key(db: Session, plain: str) -> tuple[User, ApiKey] | None:
     parts = plain.strip().split("_")
     if len(parts) < 3 or not plain.startswith(API_KEY_PREFIX):
         return None
+    # The suspension comes in the same query: this runs on every API call.
     found = db.execute(
-        select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == parts[1])
+        select(ApiKey, User, suspended_flag(User.id))
+        .join(User, User.id == ApiKey.user_id)
+        .where(ApiKey.prefix == parts[1])
     ).first()
     if found is None:
         return None
-    key, user = found
+    key, user, suspended = found
     if key.revoked_at is not None or not hmac.compare_digest(key.key_hash, sha256(plain.strip())):
         return None
     if not user.is_active:
         return None
+    if suspended:
+        check_not_suspended(db, user.id)  # a suspended user's keys answer why, not "invalid key"
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > timedelta(seconds=60):
         key.last_used_at = now

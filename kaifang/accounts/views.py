@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from kaifang.access.grants import AccountSuspended
 from kaifang.accounts import service as accounts
 from kaifang.accounts.models import User, UserType
 from kaifang.accounts.permissions import Actor, require_login
@@ -89,6 +90,7 @@ def _login_page(request: Request, *, status: int = 200, **values: Any) -> Respon
         "login": "",
         "error": "",
         "unverified_email": "",
+        "suspension": None,
         "show_outbox": demo_outbox(request),
     }
     return render(request, "accounts/login.html", {**context, **values}, status=status)
@@ -123,8 +125,14 @@ def login(
         user = accounts.authenticate(db, settings, values["login"], secret(password), client_ip(request))
     except (InvalidInput, Locked, PermissionDenied) as exc:
         unverified = exc.email if isinstance(exc, EmailNotVerified) else ""
+        suspension = exc if isinstance(exc, AccountSuspended) else None
         return _login_page(
-            request, status=exc.status, error=exc.message, unverified_email=unverified, **values
+            request,
+            status=exc.status,
+            error=exc.message,
+            unverified_email=unverified,
+            suspension=suspension,
+            **values,
         )
     response = redirect(
         values["next"] or "/account", settings, f"登录成功，欢迎您，{user.display_name}", "success"

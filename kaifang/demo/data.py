@@ -630,6 +630,23 @@ USERS: list[dict] = [
         "system_role": None,
         "memberships": [],
     },
+    # 有条件开放 applicants in the demo's application states (kaifang/demo/applications.py)
+    {
+        "username": "demo-studio",
+        "display_name": "海河数据可视化工作室",
+        "email": "demo-studio@example.com",
+        "user_type": "individual",
+        "system_role": None,
+        "memberships": [],
+    },
+    {
+        "username": "citizen-zhao",
+        "display_name": "赵先生（已暂停服务）",
+        "email": "citizen-zhao@example.com",
+        "user_type": "individual",
+        "system_role": None,
+        "memberships": [],
+    },
 ]
 
 # ---------------------------------------------------------------------------

@@ -37,6 +37,8 @@ from kaifang.accounts.service import CREDIT_CODE_CHARS, CREDIT_CODE_WEIGHTS, act
 from kaifang.catalog.models import Entry, EntryStatus
 from kaifang.datastore import service
 from kaifang.datastore.models import ResourceVersion, VersionStatus
+from kaifang.demo.applications import seed_applications
+from kaifang.desensitize import service as desensitize
 
 if TYPE_CHECKING:
     from kaifang.app import Platform
@@ -799,7 +801,17 @@ def seed_resources(
             report(f"  {seeded.entry} · {seeded.name}：{rows}（{seeded.seconds:.1f} 秒）")
     total = sum(s.rows for s in done)
     report(f"已载入 {len(done)} 个数据资源，共 {total:,} 行（{time.perf_counter() - started:.1f} 秒）")
+    seed_applications(platform.db, report)  # they name the published 有条件开放 table
     return done
+
+
+# The demo provider's review of its own data: institutions' published switchboard numbers are
+# not personal information and open as they are; everything else keeps the proposed masking.
+DEMO_REVIEW = desensitize.Vouched(
+    notes="演示数据，经保密审查和安全风险评估，可以开放",
+    keep=("联系电话",),
+    justification="联系电话为医院、学校、停车场等机构对外公布的办公电话，不属于个人信息，原样开放",
+)
 
 
 def _seed_one(platform: Platform, spec: DemoResource, tmp: Path) -> Seeded:
@@ -821,7 +833,11 @@ def _seed_one(platform: Platform, spec: DemoResource, tmp: Path) -> Seeded:
         version = db.get_one(ResourceVersion, version_id)
         if version.status != VersionStatus.review or version.report.get("fatal"):
             raise RuntimeError(f"演示数据 {spec.filename} 未能读取：{version.report}")
-        service.publish_version(db, actor, resource_id, version.number, comment="演示数据")
+        store, settings = platform.store, platform.settings
+        desensitize.pass_review(db, actor, store, settings, resource_id, version.number, DEMO_REVIEW)
+        service.publish_version(
+            db, actor, resource_id, version.number, comment="演示数据", store=store, settings=settings
+        )
         rows = version.row_count
     return Seeded(entry_title, spec.name, resource_id, rows, time.perf_counter() - started)
 

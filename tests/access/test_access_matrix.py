@@ -12,7 +12,8 @@ from python_calamine import CalamineWorkbook
 from sqlalchemy import select, update
 
 from kaifang.access import service as access
-from kaifang.access.models import Grant
+from kaifang.access import suspension
+from kaifang.access.models import Application, Grant
 from kaifang.audit.models import AuditRecord
 from kaifang.db import utcnow
 from tests.access.conftest import Scene
@@ -28,6 +29,7 @@ WHO = [
     "grantee",
     "expired",
     "revoked",
+    "suspended",
     "publisher",
     "other_reviewer",
 ]
@@ -37,7 +39,7 @@ PATHS = ["preview", "chart", "csv", "json", "xlsx", "parquet", "data", "sql"]
 @pytest.fixture
 def cast(scene: Scene, db) -> Scene:
     """One user in each position of the application path."""
-    for name in ("pending", "unsigned", "grantee", "expired", "revoked"):
+    for name in ("pending", "unsigned", "grantee", "expired", "revoked", "suspended"):
         scene.users[name] = scene.factory.user(name)
     scene.apply("pending")
     unsigned = scene.approved("unsigned")
@@ -45,6 +47,8 @@ def cast(scene: Scene, db) -> Scene:
     scene.granted("grantee")
     scene.granted("expired")
     scene.granted("revoked")
+    scene.granted("suspended")
+    suspend(scene, db, "suspended")
     grants = {g.user_id: g.id for g in db.scalars(select(Grant))}
     past = utcnow().date() - timedelta(days=40)
     db.execute(
@@ -55,6 +59,16 @@ def cast(scene: Scene, db) -> Scene:
     db.commit()
     scene.call("reviewer", access.revoke_grant, grants[scene.users["revoked"].id], "违反协议向第三方提供数据")
     return scene
+
+
+def suspend(scene: Scene, db, who: str) -> None:
+    """The provider proposes and an operator confirms suspending `who` (Art. 29)."""
+    scene.users.setdefault("operator", scene.factory.user("ops", system_role="operator"))
+    provider = db.scalar(select(Application.provider_id))
+    proposal = scene.call(
+        "reviewer", suspension.propose, provider, scene.users[who].id, "违反协议", "核查记录"
+    )
+    scene.call("operator", suspension.confirm, proposal.id)
 
 
 def xlsx_rows(content: bytes) -> list[list[object]]:
@@ -83,7 +97,7 @@ def test_access_matrix(client: TestClient, cast: Scene) -> None:
         for path in PATHS:
             response = fetch(client, cast, who, path)
             allowed = who in ALLOWED
-            if path == "preview":
+            if path == "preview" and who != "suspended":
                 assert response.status_code == 200, (who, response.status_code)
                 got = 'class="table data-preview"' in response.text
             elif path == "parquet":
@@ -94,8 +108,10 @@ def test_access_matrix(client: TestClient, cast: Scene) -> None:
                 got = response.status_code == 200 and (path == "chart" or ROW.encode() in response.content)
             if got != allowed:
                 wrong.append((who, path, response.status_code))
-            if not allowed and path != "preview":
+            if not allowed and (path != "preview" or who == "suspended"):
                 expected = 401 if who == "anonymous" and path in ("data", "sql") else 403
+                if path == "preview":  # a suspended user's key is refused on every path, the page too
+                    expected = 403
                 if response.status_code != expected or ROW.encode() in response.content:
                     wrong.append((who, path, response.status_code, "refusal"))
     assert not wrong, wrong
