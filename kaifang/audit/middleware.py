@@ -19,6 +19,12 @@ from kaifang.audit.writer import AuditWriter
 from kaifang.db import utcnow
 from kaifang.web.health import Metrics
 
+# Keys in the request's state: when the request started, and that a data-access record written
+# by the route (with the request's own facts, `request_facts`) stands for the request.
+STARTED = "kaifang_audit_started"
+FOLDED = "kaifang_audit_folded"
+REQUEST_FACTS = ("method", "path", "route", "status", "bytes_sent", "duration_ms", "user_agent")
+
 UNRECORDED_PREFIXES = ("/static/",)
 UNRECORDED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/favicon.ico"})
 
@@ -40,6 +46,7 @@ class RequestAuditMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        scope.setdefault("state", {})[STARTED] = started
         at = utcnow()
         status = 500  # an exception before any response is answered 500 by the outer handler
         sent = 0
@@ -56,8 +63,27 @@ class RequestAuditMiddleware:
             await self.app(scope, receive, counting_send)
         finally:
             values = _values(scope, at, status, sent, time.perf_counter() - started)
-            self.writer.add(values)
+            if not scope["state"].get(FOLDED):
+                self.writer.add(values)
             self.metrics.observe(values["method"], values["route"], status, time.perf_counter() - started)
+
+
+def request_facts(scope: Scope, sent: int) -> dict[str, Any]:
+    """The request's own facts for a data-access record that stands for the request too: written
+    (and committed) before the answer goes out, so the status is 200, the bytes are the answer's
+    and the duration runs to that moment. Call `fold` once that record has committed; until then
+    the middleware still writes the request's own record (an error after this is recorded)."""
+    started = (scope.get("state") or {}).get(STARTED, time.perf_counter())
+    values = _values(scope, None, 200, sent, time.perf_counter() - started)
+    return {
+        key: values[key]
+        for key in ("method", "path", "route", "status", "bytes_sent", "duration_ms", "user_agent")
+    }
+
+
+def fold(scope: Scope) -> None:
+    """The route's data-access record, now committed, is the request's record: write no other."""
+    scope.setdefault("state", {})[FOLDED] = True
 
 
 def _values(scope: Scope, at: Any, status: int, sent: int, seconds: float) -> dict[str, Any]:

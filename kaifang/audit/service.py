@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -86,14 +87,21 @@ PENDING = "kaifang.audit.pending_accesses"
 
 
 def record_access(
-    db: Session, actor: Actor, action: Tag, access: DataAccess, *, summary: dict[str, Any] | None = None
+    db: Session,
+    actor: Actor,
+    action: Tag,
+    access: DataAccess,
+    *,
+    summary: dict[str, Any] | None = None,
+    http: Mapping[str, Any] | None = None,
 ) -> None:
     """Record a data access in the caller's transaction, committed before the data is sent: a
     download whose record was not written never starts.
 
     Every data API call passes here, so the record skips the ORM: it joins the transaction as a
     Core insert just before the transaction commits (`_write_accesses`) and is dropped with it on
-    a rollback; the guarantee is the same as for a state change's record."""
+    a rollback; the guarantee is the same as for a state change's record. `http`: the request's
+    own facts (`middleware.request_facts`) when this record stands for the request too."""
     if db.info.get(ACCESS_OFF):
         return
     values = {
@@ -113,6 +121,7 @@ def record_access(
         "data_format": access.data_format,
         "rows": access.rows,
         "grant_id": access.grant_id,
+        **(http or {}),
     }
     if _holds_nul(values):  # as the session refuses it for ORM objects (kaifang.db)
         raise InvalidInput(
@@ -135,8 +144,8 @@ def _holds_nul(value: Any) -> bool:
 @event.listens_for(Session, "before_commit")
 def _write_accesses(session: Session) -> None:
     pending = session.info.pop(PENDING, None)
-    if pending:
-        session.execute(insert(RECORDS), pending)
+    if pending:  # on the connection, not through the session: no autoflush, no ORM events to run
+        session.connection().execute(insert(RECORDS), pending)
 
 
 @event.listens_for(Session, "after_transaction_end")

@@ -79,3 +79,39 @@ def test_data_api_download_and_sql_are_data_accesses(
     )
     assert (by_sql.action, by_sql.rows) == ("data:access:sql", 1)
     assert by_sql.summary["sql"] == "SELECT count(*) AS n FROM data"
+
+
+def _records_of_path(platform: Platform, path: str) -> list[AuditRecord]:
+    platform.audit.flush()
+    with platform.db.session() as db:
+        rows = list(db.scalars(select(AuditRecord).where(AuditRecord.path == path).order_by(AuditRecord.id)))
+        db.expunge_all()
+    return rows
+
+
+def test_a_data_api_call_is_one_record_holding_the_request_and_the_access(
+    client: TestClient, platform: Platform, table: dict
+) -> None:
+    path = f"/api/v1/resources/{table['rid']}/data"
+    answer = client.get(
+        path, params={"limit": "2"}, headers={**auth(table["key"]), "User-Agent": "research-script/1.0"}
+    )
+    assert answer.status_code == 200
+    [call] = _records_of_path(platform, path)
+    assert (call.kind, call.action, call.method, call.status) == ("access", "data:access:query", "GET", 200)
+    assert call.route == "/api/v1/resources/{resource_id}/data" and call.user_agent == "research-script/1.0"
+    assert call.bytes_sent == len(answer.content) and call.duration_ms is not None and call.rows == 2
+    assert (call.entry_id, call.resource_id, call.actor_id) == (
+        table["entry"],
+        table["rid"],
+        table["citizen"],
+    )
+
+
+def test_a_refused_data_api_call_is_still_a_request_record(
+    client: TestClient, platform: Platform, table: dict
+) -> None:
+    path = f"/api/v1/resources/{table['rid']}/data"
+    assert client.get(path, params={"不存在的列": "1"}, headers=auth(table["key"])).status_code == 422
+    [call] = _records_of_path(platform, path)
+    assert (call.kind, call.status) == ("request", 422) and call.rows is None
