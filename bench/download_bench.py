@@ -56,6 +56,7 @@ from kaifang.datastore import service
 from kaifang.datastore.models import ResourceVersion, VersionStatus
 from kaifang.demo.datasets import write_air_quality
 from kaifang.demo.seed import seed
+from kaifang.desensitize import service as desensitize
 from kaifang.settings import load_settings
 
 ENTRY = "空气质量实时监测数据"
@@ -114,7 +115,10 @@ def ingest(platform: Platform, table: Table, tmp: Path) -> None:
         version = db.get_one(ResourceVersion, version_id)
         if version.status != VersionStatus.review or version.report.get("fatal"):
             raise SystemExit(f"{table.filename} was not read: {version.report}")
-        service.publish_version(db, actor, table.resource_id, version.number)
+        store, settings = platform.store, platform.settings
+        vouched = desensitize.Vouched("基准测试数据")
+        desensitize.pass_review(db, actor, store, settings, table.resource_id, version.number, vouched)
+        service.publish_version(db, actor, table.resource_id, version.number, store=store, settings=settings)
         table.rows = version.row_count
     log(f"  {table.name}: {table.rows:,} rows, ingest {table.ingest_s:.1f} s ({size / 1e6:,.0f} MB CSV)")
 

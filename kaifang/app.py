@@ -19,6 +19,7 @@ from kaifang.datastore import answers, query
 from kaifang.datastore.storage import FileStore, LocalFileStore
 from kaifang.db import Database
 from kaifang.mail import Mailer, make_mailer
+from kaifang.notify import delivery as notify_delivery
 from kaifang.ratelimit import RateLimiter
 from kaifang.settings import Settings, load_settings
 from kaifang.tasks import Jobs, make_jobs
@@ -52,7 +53,7 @@ def build_platform(settings: Settings) -> Platform:
     store = LocalFileStore(s.files_dir)
     query.configure(s.query_memory_mb, s.home / "tmp" / "duckdb")
     answers.configure(s.data_cache_mb)
-    return Platform(
+    platform = Platform(
         settings=s,
         db=db,
         mailer=make_mailer(s),
@@ -72,6 +73,8 @@ def build_platform(settings: Settings) -> Platform:
             s.site_police_record,
         ),
     )
+    notify_delivery.install(platform)  # notification e-mail after commit, unread count in the header
+    return platform
 
 
 def prepare_database(platform: Platform) -> None:
@@ -85,6 +88,7 @@ def prepare_database(platform: Platform) -> None:
 
 def create_app(settings: Settings | None = None, *, prepare: bool = True) -> FastAPI:
     from kaifang.access import api as access_api
+    from kaifang.access import report_api, report_views
     from kaifang.access import views as access_views
     from kaifang.accounts import api as accounts_api
     from kaifang.accounts import org_views
@@ -96,6 +100,10 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
     from kaifang.catalog import workspace_views as workspace
     from kaifang.datastore import api as datastore_api
     from kaifang.datastore import views as datastore_views
+    from kaifang.desensitize import api as desensitize_api
+    from kaifang.desensitize import views as desensitize_views
+    from kaifang.notify import api as notify_api
+    from kaifang.notify import views as notify_views
     from kaifang.web import admin_views, health, views
 
     settings = settings or load_settings()
@@ -149,6 +157,12 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
         audit_views,
         access_api,
         access_views,
+        report_api,
+        report_views,
+        notify_api,
+        notify_views,
+        desensitize_api,
+        desensitize_views,
     )
     for module in routers:
         app.include_router(module.router)

@@ -135,6 +135,18 @@ class Settings(BaseSettings):
         "(refused in production; state changes are recorded regardless)",
     )
 
+    desensitize_master_key: str = Field(
+        "",
+        description="master key of the per-provider pseudonym secrets (HMAC-SHA256); empty: derived from "
+        "the secret key. Changing it changes every pseudonym published afterwards",
+    )
+    desensitize_k_threshold: int = Field(
+        5, ge=2, le=1000, description="smallest group size the re-identification risk report accepts (k)"
+    )
+    desensitize_keep_staging: bool = Field(
+        False, description="keep the unmasked staging data of a version after publication (default: delete)"
+    )
+
     metrics_networks: str = Field(
         "127.0.0.0/8,::1/128", description="comma-separated networks allowed to read /metrics (Prometheus)"
     )

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from kaifang.accounts.permissions import Actor, require_login
+from kaifang.audit.middleware import fold, request_facts
 from kaifang.audit.receipts import HEADER as RECEIPT_HEADER
 from kaifang.audit.receipts import new_receipt
 from kaifang.audit.service import DataAccess, record_access
@@ -195,9 +196,17 @@ class Comment(BaseModel):
     summary="发布版本（提供单位）",
 )
 def publish(
-    resource_id: RowId, number: RowId, db: DB, actor: CurrentActor, body: Comment | None = None
+    request: Request,
+    resource_id: RowId,
+    number: RowId,
+    db: DB,
+    actor: CurrentActor,
+    body: Comment | None = None,
 ) -> ResourceOut:
-    service.publish_version(db, actor, resource_id, number, body.comment if body else "")
+    """需先记录通过的保密审查和安全风险评估；表格数据按脱敏规则处理后发布。"""
+    kf = request.app.state.kf
+    comment = body.comment if body else ""
+    service.publish_version(db, actor, resource_id, number, comment, store=kf.store, settings=kf.settings)
     resource, entry = service.get_resource(db, actor, resource_id)
     return resource_out(actor, resource, entry)
 
@@ -207,8 +216,9 @@ def publish(
     response_model=ResourceOut,
     summary="放弃未发布的版本（提供单位）",
 )
-def discard(resource_id: RowId, number: RowId, db: DB, actor: CurrentActor) -> ResourceOut:
-    service.discard_version(db, actor, resource_id, number)
+def discard(request: Request, resource_id: RowId, number: RowId, db: DB, actor: CurrentActor) -> ResourceOut:
+    kf = request.app.state.kf
+    service.discard_version(db, actor, resource_id, number, store=kf.store, settings=kf.settings)
     resource, entry = service.get_resource(db, actor, resource_id)
     return resource_out(actor, resource, entry)
 
@@ -288,7 +298,9 @@ async def data(request: Request, resource_id: RowId, version: VersionParam = Non
 def _data(request: Request, resource_id: int, version: int | None) -> Response:
     with request.app.state.kf.db.session() as db:
         actor = get_actor(request, db)
-        return _data_in(request, db, actor, resource_id, version)
+        response = _data_in(request, db, actor, resource_id, version)
+    fold(request.scope)  # its data-access record has committed and carries the request's facts
+    return response
 
 
 def _data_in(request: Request, db: Session, actor: Actor, resource_id: int, version: int | None) -> Response:
@@ -305,7 +317,10 @@ def _data_in(request: Request, db: Session, actor: Actor, resource_id: int, vers
             answers.put(key, answer)
     grant_id = actor.grants.get(entry.id)
     access = DataAccess(entry.id, resource.id, row.id, "json", answer.rows, grant_id=grant_id)
-    record_access(db, actor, Tag.data_access_query, access, summary={"filters": _asked(request)})
+    # One record for the call: the data access with the request's own facts (the answer's size is
+    # known before it is sent), instead of a second, request record written by the middleware.
+    http = request_facts(request.scope, len(answer.body))
+    record_access(db, actor, Tag.data_access_query, access, summary={"filters": _asked(request)}, http=http)
     return Response(answer.body, media_type="application/json")
 
 

@@ -1,8 +1,11 @@
 """Resources and versions: upload, read, review, publish (Art. 8, 13, 15, 16). No HTTP in here.
 
 An upload is staged as received, then a job reads it into a Parquet file (tables) or stores it
-as is (other files) and leaves the version in `review`. Nothing is visible outside the provider
-until the provider publishes the version; a published version's file never changes.
+as is (other files), scans the table for personal data and leaves the version in `review`. The
+typed data of a table in review is *staging* data (`staging/{rid}/{n}.parquet`): unmasked, for
+the provider's staff only. Publishing applies the resource's reviewed desensitization rules to it
+and writes the masked result as the version's data (`data/{rid}/{n}.parquet`); a published
+version's file never changes.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from kaifang.accounts.models import OrgRole
@@ -31,10 +35,14 @@ from kaifang.datastore.models import Resource, ResourceKind, ResourceVersion, Ve
 from kaifang.datastore.query import ROW
 from kaifang.datastore.reader import is_tabular, read_table
 from kaifang.datastore.storage import FileStore
-from kaifang.datastore.types import Column, ColumnType
+from kaifang.datastore.types import ARROW_TYPES, Column, ColumnType
 from kaifang.datastore.validate import validate
 from kaifang.db import MAX_ID, Database, utcnow
+from kaifang.desensitize import service as desensitize
+from kaifang.desensitize.detect import scan_table
+from kaifang.desensitize.mask import Rule, apply_rules
 from kaifang.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from kaifang.settings import Settings
 
 log = logging.getLogger("kaifang.datastore")
 MAX_NAME = 200
@@ -300,15 +308,29 @@ def process_version(database: Database, store: FileStore, version_id: int) -> No
             Tag.data_version_failed,
         )
         return
-    _finish(database, version_id, {"status": VersionStatus.review, **outcome}, Tag.data_version_processed)
+    _finish(
+        database,
+        version_id,
+        {"status": VersionStatus.review, **outcome},
+        Tag.data_version_processed,
+        then=desensitize.propose_rules,
+    )
 
 
-def _finish(database: Database, version_id: int, values: dict[str, Any], tag: Tag) -> None:
+def _finish(
+    database: Database,
+    version_id: int,
+    values: dict[str, Any],
+    tag: Tag,
+    then: Callable[[Session, ResourceVersion], object] | None = None,
+) -> None:
     with database.session() as db:
         version = db.get_one(ResourceVersion, version_id)
         for key, value in values.items():
             setattr(version, key, value)
         version.progress = 100
+        if then is not None:
+            then(db, version)
         record(
             db,
             SYSTEM,
@@ -336,7 +358,8 @@ def _read_table(
         schema, typed = infer_and_cast(raw.table, raw.source_headers)  # one pass: no failures by construction
         failures = {}
     report = validate(raw, schema, failures)
-    data_key = f"data/{resource_id}/{number}.parquet"
+    findings = [desensitize.finding_to_dict(f) for f in scan_table(typed)]
+    data_key = desensitize.staging_key(resource_id, number)  # unmasked: staging until published
     with tempfile.TemporaryDirectory(dir=store.path("tmp").parent) as tmp:
         out = Path(tmp) / "data.parquet"
         _write_parquet(typed, out)
@@ -357,29 +380,51 @@ def _read_table(
         "data_key": data_key,
         "media_type": "application/vnd.apache.parquet",
         "sheet": raw.sheet,
-        "report": {**report.to_dict(), "reading": reading},
+        "report": {**report.to_dict(), "reading": reading, desensitize.REPORT_KEY: {"findings": findings}},
     }
 
 
 DICTIONARY_SAMPLE = 65_536  # values looked at to decide whether a column's values repeat
+PUBLISH_BATCH_ROWS = 1 << 20  # rows masked at a time: one row group of the written file
 
 
 def _write_parquet(typed: pa.Table, out: Path) -> None:
-    """The version's data file: `_row` (0..n-1) first, then the columns, zstd-compressed.
+    """The version's data file: `_row` (0..n-1) first, then the columns, zstd-compressed."""
+    _write_parquet_parts(iter([typed]), out)
+
+
+def _write_parquet_parts(parts: Iterator[pa.Table], out: Path) -> int:
+    """`_write_parquet` for a table arriving in parts (bounded memory); returns the row count.
 
     `_row` is delta-encoded: a few bytes per row group, not megabytes. Dictionary encoding only
-    where a column's values repeat: for (nearly) unique ones pyarrow would build a dictionary,
-    find it too large and start over as plain values in every row group, for nothing.
+    where a column's values repeat (judged on the first part): for (nearly) unique ones pyarrow
+    would build a dictionary, find it too large and start over as plain values in every row
+    group, for nothing.
     """
-    n = typed.num_rows
-    positions = pc.subtract(pc.cumulative_sum(pa.nulls(n, pa.int64()).fill_null(1)), 1)
-    pq.write_table(
-        typed.add_column(0, ROW, positions),
+    first = next(parts)
+    schema = first.schema
+    dictionary = [name for name in first.column_names if _repeats(first.column(name))]
+    written = 0
+    with pq.ParquetWriter(
         out,
+        schema.insert(0, pa.field(ROW, pa.int64())),
         compression="zstd",
-        use_dictionary=[name for name in typed.column_names if _repeats(typed.column(name))],
+        use_dictionary=dictionary,
         column_encoding={ROW: "DELTA_BINARY_PACKED"},
-    )
+    ) as writer:
+        for part in _chain(first, parts):
+            n = part.num_rows
+            positions = pc.add(
+                pc.subtract(pc.cumulative_sum(pa.nulls(n, pa.int64()).fill_null(1)), 1), written
+            )
+            writer.write_table(part.cast(schema).add_column(0, ROW, positions))
+            written += n
+    return written
+
+
+def _chain(first: pa.Table, rest: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    yield first
+    yield from rest
 
 
 def _repeats(column: pa.ChunkedArray) -> bool:
@@ -479,14 +524,37 @@ def update_schema(
 
 
 def publish_version(
-    db: Session, actor: Actor, resource_id: int, number: int, comment: str = ""
+    db: Session,
+    actor: Actor,
+    resource_id: int,
+    number: int,
+    comment: str = "",
+    *,
+    store: FileStore,
+    settings: Settings,
 ) -> ResourceVersion:
-    """Publish a reviewed version: it becomes the resource's current data; earlier ones stay downloadable."""
+    """Publish a reviewed version: it becomes the resource's current data; earlier ones stay downloadable.
+
+    Needs a passed 保密审查 and 安全风险评估 under the resource's current rules. A table is
+    published masked: the rules are applied to the staging data and the result written as the
+    version's data file before the version changes. Any failure leaves the version in review
+    with nothing published; the staging data is deleted only once the publication is committed.
+    """
     version, entry = _version_for_publisher(db, actor, resource_id, number)
     if version.status != VersionStatus.review:
         raise Conflict("只有处理完成、待发布的版本可以发布")
     if version.report.get("fatal"):
         raise Conflict("校验报告中有必须修正的问题，修正（或调整数据字典）后才能发布")
+    rules, review = desensitize.publishable_rules(db, version)
+    staged = [version.source_key]
+    if version.resource.kind == ResourceKind.table:
+        staging = version.data_key
+        _publish_masked(store, version, rules, desensitize.provider_secret(settings, entry.provider_id))
+        if staging != version.data_key:  # (a version read before staging existed had none)
+            staged.append(staging)
+        applied = {"rules": review.rules, "rules_sha256": review.rules_sha256, "review_id": review.id}
+        scan = version.report.get(desensitize.REPORT_KEY, {})
+        version.report = {**version.report, desensitize.REPORT_KEY: {**scan, **applied}}
     now = utcnow()
     version.status, version.published_at = VersionStatus.published, now
     version.resource.published_version_id = version.id
@@ -498,12 +566,85 @@ def publish_version(
         "resource",
         resource_id,
         comment=comment,
-        summary={"after": {"version": number, "rows": version.row_count, "sha256": version.sha256}},
+        summary={
+            "after": {
+                "version": number,
+                "rows": version.row_count,
+                "sha256": version.sha256,
+                "rules_sha256": review.rules_sha256,
+                "review_id": review.id,
+            }
+        },
     )
+    if not settings.desensitize_keep_staging:
+        _delete_after_commit(db, store, [k for k in staged if k])
     return version
 
 
-def discard_version(db: Session, actor: Actor, resource_id: int, number: int) -> ResourceVersion:
+def _publish_masked(store: FileStore, version: ResourceVersion, rules: list[Rule], secret: bytes) -> None:
+    """Write the masked data under the version's data key and describe it on the version.
+
+    Record batches keep memory bounded whatever the size of the table. The file is in place
+    before the row changes; if the transaction then fails, the version still points at its
+    staging data and the unreferenced file is simply written again by the next attempt.
+    """
+    source = pq.ParquetFile(store.path(version.data_key))
+    columns = [n for n in source.schema_arrow.names if n != ROW]
+
+    def parts() -> Iterator[pa.Table]:
+        batches = source.iter_batches(batch_size=PUBLISH_BATCH_ROWS, columns=columns)
+        empty = True
+        for batch in batches:
+            empty = False
+            yield apply_rules(pa.Table.from_batches([batch]), rules, secret)
+        if empty:
+            yield apply_rules(source.schema_arrow.empty_table().select(columns), rules, secret)
+
+    data_key = f"data/{version.resource_id}/{version.number}.parquet"
+    try:
+        with tempfile.TemporaryDirectory(dir=store.path("tmp").parent) as tmp:
+            out = Path(tmp) / "data.parquet"
+            rows = _write_parquet_parts(parts(), out)
+            written = pq.read_schema(out)
+            size, digest = store.put_file(data_key, out)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        log.exception("masking version %s failed", version.id)
+        raise Conflict(
+            "按脱敏规则处理数据时出错，该版本未发布，仍为待发布状态；请检查脱敏规则后重试"
+        ) from exc
+    before = {c.name: c for c in schema_of(version)}
+    version.schema = [_published_column(before[f.name], f.type).to_dict() for f in written if f.name != ROW]
+    version.data_key, version.row_count, version.byte_size, version.sha256 = data_key, rows, size, digest
+
+
+def _published_column(column: Column, arrow_type: pa.DataType) -> Column:
+    """The dictionary entry of a column after masking: a masked ID is text, whatever it was."""
+    if ARROW_TYPES[column.type] == arrow_type:
+        return column
+    kind = next((t for t, a in ARROW_TYPES.items() if a == arrow_type), ColumnType.text)
+    return Column(column.name, kind, column.description, column.unit, column.source_name)
+
+
+def _delete_after_commit(db: Session, store: FileStore, keys: list[str]) -> None:
+    """Delete staging files once the publication is committed (never if it rolls back)."""
+
+    def delete(_session: Session) -> None:
+        for key in keys:
+            store.delete(key)
+            store.delete(str(Path(key).with_suffix(".profile.json")))  # a preview's profile sidecar
+        event.remove(db, "after_rollback", forget)
+
+    def forget(_session: Session) -> None:
+        event.remove(db, "after_commit", delete)
+
+    event.listen(db, "after_commit", delete, once=True)
+    event.listen(db, "after_rollback", forget, once=True)
+
+
+def discard_version(
+    db: Session, actor: Actor, resource_id: int, number: int, *, store: FileStore, settings: Settings
+) -> ResourceVersion:
+    """Drop an unpublished version; its staging data (the upload, the unmasked table) goes with it."""
     version, _entry = _version_for_publisher(db, actor, resource_id, number)
     if version.status not in (VersionStatus.review, VersionStatus.failed):
         raise Conflict("只有未发布的版本可以放弃")
@@ -511,4 +652,7 @@ def discard_version(db: Session, actor: Actor, resource_id: int, number: int) ->
     record(
         db, actor, Tag.data_version_discarded, "resource", resource_id, summary={"after": {"version": number}}
     )
+    if not settings.desensitize_keep_staging:
+        staged = [k for k in (version.source_key, version.data_key) if k.startswith("staging/")]
+        _delete_after_commit(db, store, staged)
     return version

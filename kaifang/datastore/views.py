@@ -105,9 +105,12 @@ async def publish_version(
     request: Request, resource_id: RowId, number: RowId, db: DB, actor: CurrentActor
 ) -> Response:
     form = await request.form()
-    settings = request.app.state.kf.settings
+    kf = request.app.state.kf
+    settings = kf.settings
     try:
-        service.publish_version(db, actor, resource_id, number, form_text(form, "comment"))
+        service.publish_version(
+            db, actor, resource_id, number, form_text(form, "comment"), store=kf.store, settings=settings
+        )
     except ServiceError as exc:
         db.rollback()
         return redirect(f"/workspace/resources/{resource_id}", settings, exc.message, "error")
@@ -118,9 +121,10 @@ async def publish_version(
 def discard_version(
     request: Request, resource_id: RowId, number: RowId, db: DB, actor: CurrentActor
 ) -> Response:
-    settings = request.app.state.kf.settings
+    kf = request.app.state.kf
+    settings = kf.settings
     try:
-        service.discard_version(db, actor, resource_id, number)
+        service.discard_version(db, actor, resource_id, number, store=kf.store, settings=settings)
     except ServiceError as exc:
         db.rollback()
         return redirect(f"/workspace/resources/{resource_id}", settings, exc.message, "error")

@@ -23,6 +23,7 @@ from kaifang.catalog import service
 from kaifang.catalog.display import FieldChange, entry_details, history_rows, pending_changes
 from kaifang.catalog.models import Entry, EntryStatus, TaxonomyKind
 from kaifang.catalog.workspace_views import OrgQuery
+from kaifang.desensitize.service import ReviewSummary, entry_reviews
 from kaifang.errors import Conflict, InvalidInput, ServiceError
 from kaifang.web.forms import form_text
 from kaifang.web.security import DB, CurrentActor, RowId
@@ -91,6 +92,7 @@ class QueueItem:
     details: list[tuple[str, str]]
     note: str
     submitted_by: str
+    reviews: list[ReviewSummary]  # 保密审查 and 安全风险评估 of its resources (Art. 26), read-only
 
 
 def _queue_item(db: Session, actor: Actor, entry: Entry, names: dict[tuple[str, str], str]) -> QueueItem:
@@ -104,6 +106,7 @@ def _queue_item(db: Session, actor: Actor, entry: Entry, names: dict[tuple[str, 
         details=entry_details(service.proposed_fields(entry), names),
         note=submitted[-1].comment if submitted else "",
         submitted_by=submitted[-1].actor_name if submitted else "",
+        reviews=entry_reviews(db, actor, entry),
     )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from kaifang.audit.models import AuditRecord
+from tests.conftest import PASSING_REVIEW
 from tests.datastore.processes import (
     env_for,
     free_port,
@@ -112,6 +113,13 @@ def test_no_download_record_is_lost_when_the_server_is_killed(
     try:
         rid = upload(port, entry_id, key, source)
         assert wait_until_read(tmp_path).status == "review"
+        reviewed = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/resources/{rid}/versions/1/review",
+            json=PASSING_REVIEW,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        assert reviewed.status_code == 201, reviewed.text
         published = httpx.post(
             f"http://127.0.0.1:{port}/api/v1/resources/{rid}/versions/1/publish",
             headers={"Authorization": f"Bearer {key}"},

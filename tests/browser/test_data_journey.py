@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.test_catalog_journey import log_in
+from tests.browser.test_desensitize_journey import pass_review_in_browser
 from tests.conftest import Factory
 
 pytestmark = pytest.mark.browser
@@ -43,8 +44,7 @@ def test_provider_uploads_and_visitor_downloads(new_page: Any, factory: Factory,
     provider.get_by_label("第 3 列说明").fill("可停放小型车的泊位")
     provider.get_by_role("button", name="保存数据字典并重新读取").click()
     expect(provider.locator("#current-version")).to_contain_text("待发布", timeout=15000)
-    provider.get_by_role("button", name="发布第 1 版").click()
-    expect(provider.locator("main")).to_contain_text("第 1 版已发布")
+    pass_review_in_browser(provider)
 
     visitor = new_page()
     visitor.goto(f"/datasets/{entry_id}")

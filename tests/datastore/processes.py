@@ -151,5 +151,6 @@ def wait_until_read(home: Path, seconds: float = 60) -> ResourceVersion:
 
 
 def parquet_files(home: Path) -> list[Path]:
-    data = home / "files" / "data"
-    return [p for p in data.rglob("*.parquet") if p.is_file()] if data.exists() else []
+    """Version data files: unmasked ones of unpublished versions under staging/, published under data/."""
+    areas = [home / "files" / name for name in ("staging", "data")]
+    return [p for area in areas if area.exists() for p in area.rglob("*.parquet") if p.is_file()]

@@ -14,7 +14,7 @@ from kaifang.app import Platform
 from kaifang.audit.models import AuditRecord
 from kaifang.datastore.answers import Answer, AnswerCache, answers
 from kaifang.datastore.query import QueryEngine
-from tests.conftest import Factory
+from tests.conftest import Factory, pass_review
 from tests.datastore.test_data_api import auth, published_resource
 
 
@@ -97,10 +97,9 @@ def test_a_new_version_gets_its_own_answers(
     )
     assert upload.status_code == 202, upload.text
     platform.jobs.drain()
-    assert (
-        client.post(f"/api/v1/resources/{rid}/versions/2/publish", headers=auth(keys["pub"])).status_code
-        == 200
-    )
+    pass_review(client, rid, 2, auth(keys["pub"]))
+    published = client.post(f"/api/v1/resources/{rid}/versions/2/publish", headers=auth(keys["pub"]))
+    assert published.status_code == 200, published.text
     v2 = client.get(url, headers=auth(keys["citizen"])).json()
     assert (v1["version"], v2["version"]) == (1, 2) and v2["total"] == 1 != v1["total"]
     assert client.get(url, params={"version": 1}, headers=auth(keys["citizen"])).json() == v1

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from python_calamine import CalamineWorkbook
 
 from kaifang.app import Platform
-from tests.conftest import Factory
+from tests.conftest import Factory, pass_review
 
 CSV = (
     "站点名称,区,PM2.5,监测日期,备注\n"
@@ -38,6 +38,7 @@ def published_resource(client: TestClient, platform: Platform, key: str, entry_i
     assert response.status_code == 202, response.text
     rid = response.json()["id"]
     platform.jobs.drain()
+    pass_review(client, rid, 1, auth(key))
     published = client.post(f"/api/v1/resources/{rid}/versions/1/publish", headers=auth(key))
     assert published.status_code == 200, published.text
     return int(rid)
@@ -166,6 +167,7 @@ def test_file_resources_download_as_uploaded(
         files={"file": ("监测方法说明.pdf", pdf, "application/pdf")},
     ).json()["id"]
     platform.jobs.drain()
+    pass_review(client, rid, 1, auth(key))
     client.post(f"/api/v1/resources/{rid}/versions/1/publish", headers=auth(key))
     response = client.get(f"/api/v1/resources/{rid}/download")
     assert response.status_code == 200 and response.content == pdf

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from kaifang.app import Platform
 from kaifang.datastore.export import export_key
-from tests.conftest import Factory
+from tests.conftest import Factory, pass_review
 
 HEADER = "站点名称,区,PM2.5,监测时间,备注\n"
 
@@ -52,6 +52,7 @@ def setup(client: TestClient, platform: Platform, factory: Factory) -> dict[str,
 
 
 def publish(client: TestClient, setup: dict[str, Any]) -> dict[str, Any]:
+    pass_review(client, setup["rid"], 1, auth(setup["key"]))
     response = client.post(f"/api/v1/resources/{setup['rid']}/versions/1/publish", headers=auth(setup["key"]))
     assert response.status_code == 200, response.text
     version = response.json()["versions"][0]

@@ -13,7 +13,7 @@ from kaifang.app import Platform
 from kaifang.datastore import chart, profile
 from kaifang.datastore.models import ResourceVersion
 from kaifang.datastore.types import ColumnType
-from tests.conftest import CJK, Factory, assert_error, login
+from tests.conftest import CJK, Factory, assert_error, login, pass_review
 
 CSV = (
     "站点名称,区,PM2.5,监测日期,达标,备注\n"
@@ -44,6 +44,7 @@ def publish(
     assert response.status_code == 202, response.text
     rid = int(response.json()["id"])
     platform.jobs.drain()
+    pass_review(client, rid, 1, auth(key))
     published = client.post(f"/api/v1/resources/{rid}/versions/1/publish", headers=auth(key))
     assert published.status_code == 200, published.text
     return rid
@@ -316,5 +317,6 @@ def test_chart_of_a_resource_elsewhere_or_missing_is_not_found(
     )
     file_rid = response.json()["id"]
     platform.jobs.drain()
+    pass_review(client, file_rid, 1, auth(world["key"]))
     client.post(f"/api/v1/resources/{file_rid}/versions/1/publish", headers=auth(world["key"]))
     assert_error(client.get(f"/datasets/{entries['unconditional']}/resources/{file_rid}/chart.json"), 404)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from kaifang.app import Platform
 from kaifang.audit.models import AuditRecord
 from kaifang.datastore.models import ResourceVersion
-from tests.conftest import Factory
+from tests.conftest import Factory, pass_review
 
 GBK_CSV = (
     "医院名称,区,床位数,邮编\n海河市第一人民医院,和平区,1200,300041\n海河市儿童医院,河西区,650,300074\n"
@@ -69,6 +69,7 @@ def test_gbk_csv_is_read_reviewed_and_published(client: TestClient, platform: Pl
     # Not visible to the public before publication.
     public = client.get(f"/api/v1/resources/{rid}").json()
     assert public["versions"] == [] and public["published_version"] is None
+    pass_review(client, rid, 1, auth(setup["pub_key"]))
     published = client.post(f"/api/v1/resources/{rid}/versions/1/publish", headers=auth(setup["pub_key"]))
     assert published.status_code == 200, published.text
     public = client.get(f"/api/v1/resources/{rid}").json()
@@ -80,6 +81,7 @@ def test_an_update_is_a_new_version_and_the_old_one_stays(
 ) -> None:
     rid = upload(client, setup["pub_key"], setup["entry"], GBK_CSV, "a.csv").json()["id"]
     platform.jobs.drain()
+    pass_review(client, rid, 1, auth(setup["pub_key"]))
     client.post(f"/api/v1/resources/{rid}/versions/1/publish", headers=auth(setup["pub_key"]))
     more = GBK_CSV + "海河市口腔医院,南开区,200,300100\n".encode("gbk")
     response = client.post(
@@ -90,6 +92,7 @@ def test_an_update_is_a_new_version_and_the_old_one_stays(
     )
     assert response.status_code == 202, response.text
     platform.jobs.drain()
+    pass_review(client, rid, 2, auth(setup["pub_key"]))
     client.post(f"/api/v1/resources/{rid}/versions/2/publish", headers=auth(setup["pub_key"]))
     body = client.get(f"/api/v1/resources/{rid}").json()
     assert [(v["number"], v["row_count"]) for v in body["versions"]] == [(1, 2), (2, 3)]
@@ -178,6 +181,7 @@ def test_oversized_upload_is_refused_and_nothing_is_kept(
 def test_every_step_is_audited(client: TestClient, platform: Platform, setup: dict) -> None:
     rid = upload(client, setup["pub_key"], setup["entry"], GBK_CSV, "a.csv").json()["id"]
     platform.jobs.drain()
+    pass_review(client, rid, 1, auth(setup["pub_key"]))
     client.post(f"/api/v1/resources/{rid}/versions/1/publish", headers=auth(setup["pub_key"]))
     actions = rows(
         platform,
@@ -187,5 +191,6 @@ def test_every_step_is_audited(client: TestClient, platform: Platform, setup: di
         "data:resource:created",
         "data:version:uploaded",
         "data:version:processed",
+        "desensitize:review:recorded",
         "data:version:published",
     ]

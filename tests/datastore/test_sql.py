@@ -18,7 +18,7 @@ from kaifang.app import Platform
 from kaifang.datastore import sql_worker
 from kaifang.datastore.sql import ALLOWED_FUNCTIONS, SqlLimits, check_sql, run_sql
 from kaifang.datastore.sql_worker import WORKERS, open_connection
-from tests.conftest import Factory, assert_error, login
+from tests.conftest import Factory, assert_error, login, pass_review
 
 CSV = (
     "站点名称,区,PM2.5,监测日期,是否达标,记录时间,备注\n"
@@ -42,6 +42,7 @@ def publish(client: TestClient, platform: Platform, key: str, entry_id: int, con
     assert response.status_code == 202, response.text
     rid = int(response.json()["id"])
     platform.jobs.drain()
+    pass_review(client, rid, 1, auth(key))
     published = client.post(f"/api/v1/resources/{rid}/versions/1/publish", headers=auth(key))
     assert published.status_code == 200, published.text
     return rid
