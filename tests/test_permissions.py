@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from kaifang.access import holidays
+from kaifang.access import holidays, reports, suspension
 from kaifang.access import service as access
+from kaifang.access import stats as access_stats
 from kaifang.accounts import orgs
 from kaifang.accounts import service as accounts
 from kaifang.accounts.models import ApiKey, Membership, User
@@ -22,7 +23,12 @@ from kaifang.audit.models import AuditRecord
 from kaifang.catalog import service as catalog
 from kaifang.catalog import vocabulary
 from kaifang.catalog.models import Entry
+from kaifang.datastore import service as datastore
+from kaifang.datastore.service import Upload
+from kaifang.desensitize import service as desensitize
+from kaifang.desensitize.service import ReviewInput, Vouched
 from kaifang.errors import NotAuthenticated, NotFound, PermissionDenied
+from kaifang.notify import service as notify
 from tests.conftest import Cast, assert_error, complete_fields
 
 # action: (entry status it acts on, HTTP method, path, JSON body, status on success)
@@ -139,8 +145,25 @@ PUBLIC_ALLOWLIST = {
     "kaifang.catalog.service.get_entry": "reading a published open entry is public",
     "kaifang.accounts.service.end_session": "logging out needs only the session token the caller holds",
     "kaifang.accounts.service.issue_api_key": "internal helper: create_api_key and the CLI check the caller",
+    "kaifang.datastore.service.get_resource": "a resource of a published open entry is public",
+    "kaifang.datastore.service.readable_version": "无条件开放 data is public (the access matrix: the rest)",
+    "kaifang.datastore.service.entry_resources": "the published resources of a visible entry are public",
 }
-MODULES = (catalog, orgs, accounts, inspection, access, holidays, vocabulary)
+MODULES = (
+    catalog,
+    orgs,
+    accounts,
+    inspection,
+    access,
+    holidays,
+    vocabulary,
+    reports,
+    suspension,
+    access_stats,
+    notify,
+    desensitize,
+    datastore,
+)
 
 
 def _entry_points(module: ModuleType) -> list[tuple[str, Callable[..., Any]]]:
@@ -187,6 +210,12 @@ def _form(func_: Callable[..., Any]) -> Any:
         return vocabulary.VocabularyForm(terms="匿名说法", expansions="公交")
     if "ApplicationForm" in annotation:
         return access.ApplicationForm(purpose="匿名申请的用途说明文字", period_days=30)
+    if "ReportForm" in annotation:
+        return reports.ReportForm(work="匿名填写的使用情况", results="匿名成果")
+    if "CheckForm" in annotation:
+        return reports.CheckForm(
+            checked_on="2026-11-01", method="现场核查", finding="无", conclusion="compliant"
+        )
     pytest.fail(f"{func_.__name__}: unknown form type {annotation}")
 
 
@@ -208,6 +237,8 @@ def test_every_entry_point_refuses_the_anonymous_actor(platform, cast: Cast) -> 
     with platform.db.session() as db:
         membership_id = db.scalar(select(Membership.id).limit(1))
         key_id = db.scalar(select(ApiKey.id).limit(1)) or 0
+        entry = db.get_one(Entry, entry_id)
+        db.expunge(entry)
         audit_before = db.scalar(
             select(func.count()).select_from(AuditRecord).where(AuditRecord.kind == "change")
         )
@@ -245,6 +276,21 @@ def test_every_entry_point_refuses_the_anonymous_actor(platform, cast: Cast) -> 
         "form": _form,
         "key": platform.audit.key,
         "archive": platform.audit.archive,
+        "store": platform.store,
+        "number": 1,
+        "resource_id": 1,
+        "report_id": 1,
+        "suspension_id": 1,
+        "message_id": 1,
+        "note": "匿名说明",
+        "accepted": True,
+        "evidence": "匿名证据",
+        "entry": entry,
+        "columns": [],
+        "inputs": [],
+        "upload": Upload("匿名.csv", "uploads/anonymous.csv", 1, "0" * 64),
+        "review": ReviewInput(confidentiality="passed", risk_assessment="passed"),
+        "vouched": Vouched(notes="匿名担保"),
     }
     unguarded = []
     for qualname, func_ in ENTRY_POINTS:
