@@ -1,5 +1,6 @@
 """有条件开放 in a real browser: a citizen applies, the provider's reviewer accepts and approves,
-both sign the agreement, and the citizen downloads the data under the grant."""
+both sign the agreement, the citizen downloads the data under the grant and files the use report
+(Art. 22), and the reviewer accepts it."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.browser.test_catalog_journey import log_in
 pytestmark = pytest.mark.browser
 
 
-def test_apply_accept_approve_sign_download(new_page: Any, scene: Scene) -> None:
+def test_apply_accept_approve_sign_download_report(new_page: Any, scene: Scene) -> None:
     citizen = new_page()
     log_in(citizen, "applicant")
     citizen.goto(f"/datasets/{scene.entry_id}")
@@ -58,3 +59,23 @@ def test_apply_accept_approve_sign_download(new_page: Any, scene: Scene) -> None
         data.get_by_role("link", name="CSV（Excel 可直接打开）").click()
     rows = list(csv.reader(io.StringIO(Path(info.value.path()).read_text(encoding="utf-8-sig"))))
     assert rows[0][0] == "站点名称" and len(rows) == 4
+
+    # The 30-day term's only reporting point is its last day: the report is due at once.
+    citizen.goto("/account/applications")
+    citizen.locator("a[href^='/grants/']").first.click()
+    expect(citizen.locator("main")).to_contain_text("使用情况报告")
+    citizen.get_by_role("textbox", name="使用情况").fill(
+        "用于课题组的空气质量与出行关系分析，数据仅存放于内网服务器"
+    )
+    citizen.get_by_role("textbox", name="成果").fill("形成论文初稿一篇")
+    citizen.get_by_role("button", name="提交报告").click()
+    expect(citizen.locator("main")).to_contain_text("形成论文初稿一篇")
+    grant_url = citizen.url.split("#")[0].split("?")[0]
+
+    reviewer.goto(grant_url)
+    expect(reviewer.locator("main")).to_contain_text("形成论文初稿一篇")
+    expect(reviewer.locator("main")).not_to_contain_text("已认可")
+    reviewer.get_by_role("button", name="认可").click()
+    expect(reviewer.locator("main")).to_contain_text("已认可")
+    citizen.reload()
+    expect(citizen.locator("main")).to_contain_text("已认可")
