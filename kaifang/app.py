@@ -141,10 +141,10 @@ def create_app(settings: Settings | None = None, *, prepare: bool = True) -> Fas
         RequestAuditMiddleware, writer=platform.audit, metrics=platform.metrics
     )  # outermost: sees every answer
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    routers = (
+    routers = (  # matched in this order, one by one: the busiest routes first
         health,
-        catalog_api,
         datastore_api,
+        catalog_api,
         accounts_api,
         views,
         accounts_views,

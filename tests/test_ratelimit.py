@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -92,3 +94,20 @@ def test_daily_quota_refuses_until_midnight_and_shows_on_the_account_page(
     )
     page = login(client, "quota-user").get("/account").text
     assert "今日调用" in page and "4 / 3" in page and "每日调用上限 3 次" in page
+
+
+def test_memory_counters_start_no_threads() -> None:
+    """`limits`' memory storage started a timer thread for each hit after 10 ms without one."""
+    limiter = RateLimiter("memory://")
+    before = {t.ident for t in threading.enumerate()}
+    for _ in range(5):
+        assert limiter.hit("100/minute", "api", "k")
+        assert limiter.hit_daily(100, "k") is None
+        time.sleep(0.015)
+    assert {t.ident for t in threading.enumerate()} <= before
+
+
+def test_retry_after_covers_the_weighted_window() -> None:
+    limiter = RateLimiter("memory://")
+    assert [limiter.hit("2/minute", "api", "k") for _ in range(3)] == [True, True, False]
+    assert 1 <= limiter.retry_after("2/minute", "api", "k") <= 120
