@@ -93,12 +93,18 @@ class LocalCounters:
         self._expires: dict[str, float] = {}
         self._since_prune = 0
 
-    def hit(self, item: RateLimitItem, keys: tuple[str, ...]) -> bool:
-        now = time.time()
+    @staticmethod
+    def _windows(item: RateLimitItem, keys: tuple[str, ...], now: float) -> tuple[str, str, int]:
+        """The counters of the current and the previous window, and the current window's number."""
         window = item.get_expiry()
         name = "/".join((item.key_for(*keys), str(window)))
         index = int(now // window)
-        current, previous = f"{name}/{index}", f"{name}/{index - 1}"
+        return f"{name}/{index}", f"{name}/{index - 1}", index
+
+    def hit(self, item: RateLimitItem, keys: tuple[str, ...]) -> bool:
+        now = time.time()
+        window = item.get_expiry()
+        current, previous, index = self._windows(item, keys, now)
         with self._lock:
             weight = 1 - (now % window) / window  # of the previous window still in the last `window` s
             counted = self._counts.get(previous, 0) * weight + self._counts.get(current, 0)
@@ -111,11 +117,10 @@ class LocalCounters:
         """Seconds until the weighted count falls below the limit again."""
         now = time.time()
         window = item.get_expiry()
-        name = "/".join((item.key_for(*keys), str(window)))
-        index = int(now // window)
+        current_key, previous_key, _ = self._windows(item, keys, now)
         with self._lock:
-            previous = self._counts.get(f"{name}/{index - 1}", 0)
-            current = self._counts.get(f"{name}/{index}", 0)
+            previous = self._counts.get(previous_key, 0)
+            current = self._counts.get(current_key, 0)
         into = (now % window) / window
         if current < item.amount and previous:  # the previous window's weight has to fall enough
             wait = (1 - (item.amount - current) / previous - into) * window

@@ -23,7 +23,6 @@ from kaifang.web.health import Metrics
 # by the route (with the request's own facts, `request_facts`) stands for the request.
 STARTED = "kaifang_audit_started"
 FOLDED = "kaifang_audit_folded"
-REQUEST_FACTS = ("method", "path", "route", "status", "bytes_sent", "duration_ms", "user_agent")
 
 UNRECORDED_PREFIXES = ("/static/",)
 UNRECORDED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/favicon.ico"})
@@ -75,11 +74,7 @@ def request_facts(scope: Scope, sent: int) -> dict[str, Any]:
     and the duration runs to that moment. Call `fold` once that record has committed; until then
     the middleware still writes the request's own record (an error after this is recorded)."""
     started = (scope.get("state") or {}).get(STARTED, time.perf_counter())
-    values = _values(scope, None, 200, sent, time.perf_counter() - started)
-    return {
-        key: values[key]
-        for key in ("method", "path", "route", "status", "bytes_sent", "duration_ms", "user_agent")
-    }
+    return _facts(scope, 200, sent, time.perf_counter() - started)
 
 
 def fold(scope: Scope) -> None:
@@ -87,10 +82,23 @@ def fold(scope: Scope) -> None:
     scope.setdefault("state", {})[FOLDED] = True
 
 
+def _facts(scope: Scope, status: int, sent: int, seconds: float) -> dict[str, Any]:
+    """What the request itself was: method, path, route, status, bytes, duration, user agent."""
+    headers = dict(scope.get("headers") or [])
+    return {
+        "method": scope["method"][:10],
+        "path": _clean(scope["path"])[:500],
+        "route": _route(scope),
+        "status": status,
+        "bytes_sent": sent,
+        "duration_ms": round(seconds * 1000),
+        "user_agent": _clean(headers.get(b"user-agent", b"").decode("latin-1"))[:300],
+    }
+
+
 def _values(scope: Scope, at: Any, status: int, sent: int, seconds: float) -> dict[str, Any]:
     state = scope.get("state") or {}
     actor = state.get("actor")
-    headers = dict(scope.get("headers") or [])
     client = scope.get("client")
     return {
         "at": at,
@@ -104,13 +112,7 @@ def _values(scope: Scope, at: Any, status: int, sent: int, seconds: float) -> di
         "summary": {},
         "comment": "",
         "ip": (actor.ip if actor is not None and actor.ip else (client[0] if client else ""))[:64],
-        "method": scope["method"][:10],
-        "path": _clean(scope["path"])[:500],
-        "route": _route(scope),
-        "status": status,
-        "bytes_sent": sent,
-        "duration_ms": round(seconds * 1000),
-        "user_agent": _clean(headers.get(b"user-agent", b"").decode("latin-1"))[:300],
+        **_facts(scope, status, sent, seconds),
         "entry_id": _path_id(scope, "entry_id"),  # per-entry statistics count page views by this
         "resource_id": _path_id(scope, "resource_id"),
         "version_id": None,
