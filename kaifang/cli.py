@@ -106,6 +106,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from kaifang.audit.inspection import verify_chain
 
     platform = _platform()
+    platform.audit.flush()  # first the journaled records of stopped processes, sealed (journal.py)
     with platform.db.session() as db:
         result = verify_chain(db, SYSTEM, platform.audit.key, platform.audit.archive)
     for note in result.notes:

@@ -83,5 +83,15 @@ class AuditCheckpoint(Base):
     signature: Mapped[str] = mapped_column(String(128))  # hex Ed25519 signature of "seq:hash"
 
 
+class AuditJournalFile(Base):
+    """A journal file of data-access records already written into `audit_records` (journal.py)."""
+
+    __tablename__ = "audit_journal_files"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    records: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 # The table itself, for the Core statements of the hot paths (every data access, the writer's batches).
 RECORDS = cast(Table, AuditRecord.__table__)

@@ -131,6 +131,13 @@ def record_access(
     db.info.setdefault(PENDING, []).append(values)
 
 
+def take_accesses(db: Session) -> list[dict[str, Any]]:
+    """The session's data-access records not written yet, taken out of its transaction: the data
+    API journals them instead (`kaifang.audit.journal`) before it answers."""
+    pending: list[dict[str, Any]] = db.info.pop(PENDING, [])
+    return pending
+
+
 def _holds_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value

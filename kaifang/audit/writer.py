@@ -2,10 +2,12 @@
 daily move of records past the retention into the archive.
 
 One thread per app process wakes every `interval` seconds (at most one second): it writes the
-request records gathered since, seals every committed record into the hash chain, and signs a
-checkpoint when one is due. A clean shutdown writes what is left (`stop`); a killed process loses
-at most the last interval's request records. State changes and data accesses never pass through
-here: they are written in the transaction of the change or access itself.
+request records gathered since and the data API's access records journaled since (journal.py),
+seals every committed record into the hash chain, and signs a checkpoint when one is due. A clean
+shutdown writes what is left (`stop`); a killed process loses at most the last interval's request
+records, and none of the journaled ones (the next process writes them). State changes and the
+other data accesses never pass through here: they are written in the transaction of the change or
+access itself.
 
 Once a day (the first time `archive_delay` seconds after start) the thread starts the archive run
 (`kaifang.audit.archive`) in a thread of its own, so a long move never holds request records back.
@@ -19,12 +21,14 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session
 
 from kaifang.audit import chain
 from kaifang.audit.archive import Archive
-from kaifang.audit.models import RECORDS
+from kaifang.audit.journal import Journal, JournalFile
+from kaifang.audit.models import RECORDS, AuditJournalFile
 from kaifang.audit.service import ACCESS_OFF
 from kaifang.db import Database
 
@@ -51,6 +55,7 @@ class AuditWriter:
         archive_daily: bool = False,
         archive_delay: float = ARCHIVE_DELAY,
         enabled: bool = True,
+        journal: Journal | None = None,
     ) -> None:
         self.database = database
         self.key = key
@@ -70,6 +75,8 @@ class AuditWriter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._archiving: threading.Thread | None = None
+        # The data API's access records: appended before each answer, written here (journal.py).
+        self.journal = journal or Journal(archive.directory.parent / "audit-journal")
 
     @classmethod
     def from_settings(cls, database: Database, settings: Settings) -> AuditWriter:
@@ -81,6 +88,7 @@ class AuditWriter:
             archive=Archive.from_settings(settings, key),
             archive_daily=settings.audit_archive_daily,
             enabled=settings.audit_enabled,
+            journal=Journal(settings.home / "audit-journal"),
         )
 
     def add(self, values: dict[str, Any]) -> None:
@@ -109,6 +117,7 @@ class AuditWriter:
             self._thread.join(timeout=30)
             self._thread = None
         self.flush()
+        self.journal.close()
 
     def _run(self) -> None:
         next_archive = time.monotonic() + self.archive_delay
@@ -116,7 +125,7 @@ class AuditWriter:
         while not self._stop.wait(self.interval):
             rounds += 1
             try:
-                self.flush(late=rounds % LATE_SWEEP_EVERY == 0)
+                self.flush(late=rounds % LATE_SWEEP_EVERY == 1)  # the first round and every 30th
             except Exception:  # the database briefly away: the records stay buffered for the next try
                 log.exception("writing audit records failed")
             if self.archive_daily and time.monotonic() >= next_archive:
@@ -142,36 +151,70 @@ class AuditWriter:
             log.exception("archiving audit records failed")
 
     def flush(self, *, late: bool = True) -> int:
-        """Write the buffered request records and seal the chain now; returns records written.
-        `late`: look for records that committed late too (chain.seal)."""
+        """Write the buffered request records and the journaled data-access records, and seal the
+        chain now; returns records written. `late`: look for records that committed late too
+        (chain.seal), and for the journals of processes that stopped without writing theirs."""
         with self._flushing:
             with self._lock:
                 batch, self._buffer = self._buffer, []
+            files = self.journal.take(orphans=late)
             try:
                 with self.database.session() as db:
-                    if batch:
-                        db.execute(insert(RECORDS), batch)
+                    accesses = _journaled(db, files)
+                    if accesses or batch:
+                        db.execute(insert(RECORDS), accesses + batch)
                     chain.seal(db, late=late)
                     chain.checkpoint(db, self.key, self.checkpoint_every)
             except (DataError, IntegrityError):  # one bad record must not hold the others back
-                return self._one_by_one(batch)
-            except Exception:  # the database is away: keep the batch for the next try
+                return self._one_by_one(batch) + self._files_one_by_one(files)
+            except Exception:  # the database is away: keep the batch (and the files) for the next try
                 with self._lock:
                     self._buffer[:0] = batch
                 raise
-            return len(batch)
+            self.journal.written(files)
+            return len(accesses) + len(batch)
+
+    def _files_one_by_one(self, files: list[JournalFile]) -> int:
+        written = 0
+        for file in files:
+            with self.database.session() as db:
+                accesses = _journaled(db, [file])
+            for values in accesses:  # the file's name is in: a record refused now is not retried
+                written += self._one(values)
+            self.journal.written([file])
+        return written
 
     def _one_by_one(self, batch: list[dict[str, Any]]) -> int:
-        written = 0
-        for values in batch:
-            try:
-                with self.database.session() as db:
-                    db.execute(insert(RECORDS), [values])
-                written += 1
-            except (DataError, IntegrityError):
-                log.error(
-                    "audit request record refused by the database: %s %s",
-                    values.get("method"),
-                    values.get("path"),
-                )
-        return written
+        return sum(self._one(values) for values in batch)
+
+    def _one(self, values: dict[str, Any]) -> int:
+        try:
+            with self.database.session() as db:
+                db.execute(insert(RECORDS), [values])
+        except (DataError, IntegrityError):
+            log.error(
+                "audit record refused by the database: %s %s %s",
+                values.get("action"),
+                values.get("method"),
+                values.get("path"),
+            )
+            return 0
+        return 1
+
+
+def _journaled(db: Session, files: list[JournalFile]) -> list[dict[str, Any]]:
+    """The records of the journal files not written before, with each file's name added to the
+    transaction (a file written before a crash that kept it on disk is skipped)."""
+    if not files:
+        return []
+    names = [file.name for file in files]
+    done = set(db.scalars(select(AuditJournalFile.name).where(AuditJournalFile.name.in_(names))))
+    records: list[dict[str, Any]] = []
+    for file in files:
+        if file.name in done:
+            continue
+        found = file.records()
+        db.add(AuditJournalFile(name=file.name, records=len(found)))
+        records += found
+    db.flush()
+    return records

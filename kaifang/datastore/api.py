@@ -22,7 +22,7 @@ from kaifang.accounts.permissions import Actor, require_login
 from kaifang.audit.middleware import fold, request_facts
 from kaifang.audit.receipts import HEADER as RECEIPT_HEADER
 from kaifang.audit.receipts import new_receipt
-from kaifang.audit.service import DataAccess, record_access
+from kaifang.audit.service import DataAccess, record_access, take_accesses
 from kaifang.audit.tags import Tag
 from kaifang.catalog.models import Entry
 from kaifang.datastore import service
@@ -296,10 +296,13 @@ async def data(request: Request, resource_id: RowId, version: VersionParam = Non
 
 
 def _data(request: Request, resource_id: int, version: int | None) -> Response:
-    with request.app.state.kf.db.session() as db:
+    kf = request.app.state.kf
+    with kf.db.session() as db:
         actor = get_actor(request, db)
         response = _data_in(request, db, actor, resource_id, version)
-    fold(request.scope)  # its data-access record has committed and carries the request's facts
+        accesses = take_accesses(db)  # journaled, not written in this transaction
+    kf.audit.journal.append(accesses)  # kept before the answer leaves (kaifang.audit.journal)
+    fold(request.scope)  # its data-access record carries the request's facts
     return response
 
 

@@ -1,10 +1,13 @@
-"""A server killed during a burst of downloads loses no data-access record (Art. 18, issue 6).
+"""A server killed during a burst of downloads or data API calls loses no data-access record
+(Art. 18, issue 6).
 
 The real `kaifang serve` runs in a subprocess on a SQLite home of its own. Client threads fire
-downloads, each with a filter value of its own as a marker; the server is killed with SIGKILL in
-the middle of the burst. Every download that received its status and a first byte of data must
-have its `data:access:download` record: the record is committed in the request's transaction
-before the response starts. After a restart the chain verifies.
+downloads (or data API calls), each with a filter value of its own as a marker; the server is
+killed with SIGKILL in the middle of the burst. Every call that received its status and a first
+byte of data must have its record: a download's is committed in the request's transaction before
+the response starts; a data API call's is in the process's journal before the answer leaves, and
+the restarted server writes the killed one's journal (kaifang.audit.journal). After the restart
+the chain verifies.
 """
 
 from __future__ import annotations
@@ -46,12 +49,16 @@ class Outcome:
     first_byte: bool  # at least one byte of the body arrived
 
 
-def _download(client: httpx.Client, url: str, marker: int) -> Outcome:
-    # A filter that keeps every row (AQI is never negative) makes each download distinguishable.
+ACTIONS = {"download": "data:access:download", "data": "data:access:query"}
+
+
+def _call(client: httpx.Client, url: str, marker: int) -> Outcome:
+    # A filter that keeps every row (AQI is never negative) makes each call distinguishable.
     status: int | None = None
     first = b""
+    extra = {"format": "csv"} if url.endswith("/download") else {"limit": "5"}
     try:
-        with client.stream("GET", url, params={"format": "csv", "AQI__ne": str(-marker)}) as response:
+        with client.stream("GET", url, params={**extra, "AQI__ne": str(-marker)}) as response:
             status = response.status_code
             chunks = response.iter_raw()
             first = next(chunks, b"")
@@ -62,15 +69,15 @@ def _download(client: httpx.Client, url: str, marker: int) -> Outcome:
     return Outcome(marker, status, bool(first))
 
 
-def _burst(port: int, rid: int, server: subprocess.Popen[bytes]) -> list[Outcome]:
-    url = f"http://127.0.0.1:{port}/api/v1/resources/{rid}/download"
+def _burst(port: int, rid: int, server: subprocess.Popen[bytes], path: str, key: str) -> list[Outcome]:
+    url = f"http://127.0.0.1:{port}/api/v1/resources/{rid}/{path}"
     outcomes: list[Outcome] = []
     lock = threading.Lock()
 
     def client_thread(markers: range) -> None:
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {key}"}) as client:
             for marker in markers:
-                outcome = _download(client, url, marker)
+                outcome = _call(client, url, marker)
                 with lock:
                     outcomes.append(outcome)
 
@@ -90,20 +97,21 @@ def _burst(port: int, rid: int, server: subprocess.Popen[bytes]) -> list[Outcome
     return outcomes
 
 
-def _recorded_markers(home: Path) -> list[int]:
+def _recorded_markers(home: Path, path: str) -> list[int]:
     engine = create_engine(f"sqlite:///{home / 'kaifang.db'}")
     try:
         with Session(engine) as db:
             summaries = db.scalars(
-                select(AuditRecord.summary).where(AuditRecord.action == "data:access:download")
+                select(AuditRecord.summary).where(AuditRecord.action == ACTIONS[path])
             ).all()
     finally:
         engine.dispose()
     return [-int(summary["filters"]["AQI__ne"]) for summary in summaries]
 
 
-def test_no_download_record_is_lost_when_the_server_is_killed(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+@pytest.mark.parametrize("path", ["download", "data"])
+def test_no_data_access_record_is_lost_when_the_server_is_killed(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, path: str
 ) -> None:
     entry_id, key = make_home(tmp_path)
     publish_entry(tmp_path, entry_id)
@@ -126,7 +134,7 @@ def test_no_download_record_is_lost_when_the_server_is_killed(
             timeout=30,
         )
         assert published.status_code == 200, published.text
-        outcomes = _burst(port, rid, server)
+        outcomes = _burst(port, rid, server, path, key)
     finally:
         server.kill()
         server.wait(timeout=30)
@@ -135,12 +143,12 @@ def test_no_download_record_is_lost_when_the_server_is_killed(
     unanswered = [o for o in outcomes if o.status is None]
     assert len(outcomes) == DOWNLOADS
     assert len(answered) >= KILL_AFTER and unanswered, "the kill must fall in the middle of the burst"
-    recorded = _recorded_markers(tmp_path)
-    assert len(recorded) == len(set(recorded)), "one record per download"
-    lost = sorted(set(answered) - set(recorded))
-    assert not lost, f"downloads answered without a data-access record: {lost}"
+    if path == "data":  # the killed server's last records are in its journal only
+        assert list((tmp_path / "audit-journal").glob("*.jsonl"))
 
-    server = serve(tmp_path, port)  # the restarted server seals what the killed one left unsealed
+    # The restarted server seals what the killed one left unsealed and writes its journal; the
+    # verification writes what is left of it first too.
+    server = serve(tmp_path, port)
     try:
         verified = subprocess.run(
             [sys.executable, "-m", "kaifang.cli", "audit", "verify"],
@@ -154,3 +162,8 @@ def test_no_download_record_is_lost_when_the_server_is_killed(
     finally:
         server.terminate()
         server.wait(timeout=30)
+    recorded = _recorded_markers(tmp_path, path)
+    assert len(recorded) == len(set(recorded)), "one record per call"
+    lost = sorted(set(answered) - set(recorded))
+    assert not lost, f"calls answered without a data-access record: {lost}"
+    assert not list((tmp_path / "audit-journal").glob("*.jsonl")), "every journal written and deleted"

@@ -51,8 +51,13 @@ def small_cache() -> Iterator[None]:
 
 
 def _accesses(platform: Platform) -> list[AuditRecord]:
+    platform.audit.flush()  # the data API's records are journaled, written by the audit writer
     with platform.db.session() as db:
-        rows = list(db.scalars(select(AuditRecord).where(AuditRecord.action == "data:access:query")))
+        rows = list(
+            db.scalars(
+                select(AuditRecord).where(AuditRecord.action == "data:access:query").order_by(AuditRecord.id)
+            )
+        )
         db.expunge_all()
     return rows
 
