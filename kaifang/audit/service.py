@@ -95,13 +95,15 @@ def record_access(
     summary: dict[str, Any] | None = None,
     http: Mapping[str, Any] | None = None,
 ) -> None:
-    """Record a data access in the caller's transaction, committed before the data is sent: a
-    download whose record was not written never starts.
+    """Record a data access, kept before the data is sent: a download whose record was not kept
+    never starts.
 
-    Every data API call passes here, so the record skips the ORM: it joins the transaction as a
-    Core insert just before the transaction commits (`_write_accesses`) and is dropped with it on
-    a rollback; the guarantee is the same as for a state change's record. `http`: the request's
-    own facts (`middleware.request_facts`) when this record stands for the request too."""
+    The record waits in the session and is dropped if its transaction rolls back. A route on the
+    request's transaction (`web.security.get_db`) and the data API take it out once the
+    transaction has committed and append it to the audit journal before they answer
+    (`take_accesses`, kaifang.audit.journal); a read writes nothing to the database. Any other
+    session writes it as a Core insert just before it commits (`_write_accesses`). `http`: the
+    request's own facts (`middleware.request_facts`) when this record stands for the request too."""
     if db.info.get(ACCESS_OFF):
         return
     values = {

@@ -215,6 +215,19 @@ def _journaled(db: Session, files: list[JournalFile]) -> list[dict[str, Any]]:
             continue
         found = file.records()
         db.add(AuditJournalFile(name=file.name, records=len(found)))
-        records += found
+        records += (_complete(values) for values in found)
     db.flush()
     return records
+
+
+def _complete(values: dict[str, Any]) -> dict[str, Any]:
+    """Every column in: one statement writes the batch, and a record that stands for its request
+    too carries columns another leaves to their defaults."""
+    for column in RECORDS.columns:
+        if column.name not in values and not column.primary_key:
+            default: Any = column.default
+            if default is None:
+                values[column.name] = None
+            else:
+                values[column.name] = default.arg(None) if default.is_callable else default.arg
+    return values

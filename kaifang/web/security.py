@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kaifang.accounts import service as accounts
 from kaifang.accounts.models import User
 from kaifang.accounts.permissions import Actor
+from kaifang.audit.service import take_accesses
 from kaifang.db import MAX_ID
 from kaifang.errors import NotAuthenticated, RateLimited
 from kaifang.ratelimit import rate_label
@@ -48,9 +49,16 @@ def api_key_from_headers(headers: Any) -> str | None:
 
 
 def get_db(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed before the response is sent, rolled back on error."""
-    with request.app.state.kf.db.session() as db:
+    """One transaction per request: committed before the response is sent, rolled back on error.
+
+    The data accesses the route recorded go to the audit journal once the transaction has
+    committed, still before the response is sent (kaifang.audit.journal): a read writes nothing to
+    the database. A route that fails records none: its transaction rolls back."""
+    kf = request.app.state.kf
+    with kf.db.session() as db:
         yield db
+        accesses = take_accesses(db)
+    kf.audit.journal.append(accesses)
 
 
 DB = Annotated[Session, Depends(get_db, scope="function")]

@@ -123,6 +123,7 @@ def test_every_access_under_a_grant_names_it(client: TestClient, cast: Scene, db
     for path in PATHS:
         assert fetch(client, cast, "grantee", path).status_code == 200, path
         fetch(client, cast, "publisher", path)
+    cast.platform.audit.flush()  # reads are journaled, written by the audit writer's next round
     db.expire_all()
     records = db.execute(
         select(AuditRecord.actor_name, AuditRecord.data_format, AuditRecord.grant_id).where(

@@ -20,6 +20,7 @@ from tests.conftest import login
 
 
 def _download_records(platform: Platform) -> list[AuditRecord]:
+    platform.audit.flush()  # downloads are journaled, written by the audit writer's next round
     with platform.db.session() as db:
         rows = list(
             db.scalars(
@@ -86,6 +87,7 @@ def test_the_inspector_finds_a_download_by_its_receipt(
     scene.granted("applicant")
     receipt, _ = _download(client, scene, "applicant", "json")
     _download(client, scene, "applicant", "json")
+    platform.audit.flush()  # the writer's next round (within a second)
     login(client, scene.users["regulator"].username)
     page = client.get("/admin/audit", params={"receipt": receipt.lower()})
     assert page.status_code == 200

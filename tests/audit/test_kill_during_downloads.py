@@ -4,8 +4,7 @@
 The real `kaifang serve` runs in a subprocess on a SQLite home of its own. Client threads fire
 downloads (or data API calls), each with a filter value of its own as a marker; the server is
 killed with SIGKILL in the middle of the burst. Every call that received its status and a first
-byte of data must have its record: a download's is committed in the request's transaction before
-the response starts; a data API call's is in the process's journal before the answer leaves, and
+byte of data must have its record: it is in the process's journal before the response starts, and
 the restarted server writes the killed one's journal (kaifang.audit.journal). After the restart
 the chain verifies.
 """
