@@ -1,6 +1,7 @@
 """What auditing costs the data API: throughput with auditing on and off, interleaved in one run.
 
-    .venv/bin/python bench/audit_bench.py                   # SQLite, 50,000 rows, 10 rounds of 4 s
+    .venv/bin/python bench/audit_bench.py                   # SQLite, 50,000 rows, 12 rounds of 2 s
+    .venv/bin/python bench/audit_bench.py --control         # both servers unaudited: the noise floor
     .venv/bin/python bench/audit_bench.py --database-url postgresql://root@127.0.0.1:5432/postgres
 
 Two `kaifang serve` processes run side by side, each on a temporary home (and, with
@@ -10,9 +11,9 @@ production; the other runs with `KAIFANG_AUDIT_ENABLED=false` (refused in produc
 request records and no data-access records, state changes only. Client threads ask the data API the
 same questions of both in short windows, alternating server and order round by round, so that
 drift in the machine's load falls on both alike and each audited window has an unaudited twin
-next to it. Audited, every call writes its data-access record in the request's
-transaction (committed before the response starts) and a request record that the audit writer
-batches once a second.
+next to it. Audited, every call appends its data-access record to the server's audit journal
+before it answers, and the audit writer writes the journal into the audit log and seals it once a
+second (kaifang.audit.journal).
 
 The report gives requests per second per question and in total, the cost (1 − on/off) over the
 whole run and as the median of the paired windows (robust to a window another process disturbed),
@@ -239,8 +240,10 @@ def records_written(target: Server) -> dict[str, int]:
 
 def report(args: argparse.Namespace, tallies: dict[str, dict[str, Tally]], facts: dict[str, Any]) -> str:
     engine = "PostgreSQL" if args.database_url else "SQLite"
+    control = " (control: both servers with auditing off)" if args.control else ""
     lines = [
-        f"#### Cost of auditing, data API, {args.rows:,} rows, {engine}, {args.clients} client threads, "
+        f"#### Cost of auditing{control}, data API, {args.rows:,} rows, {engine}, "
+        f"{args.clients} client threads, "
         f"{args.rounds} interleaved rounds of {args.seconds:g} s per question and mode",
         "",
         f"Load average {facts['load_before']:.1f} before and {facts['load_after']:.1f} after the run; "
@@ -289,7 +292,12 @@ def run(args: argparse.Namespace) -> str:
         log(f"writing {args.rows:,} rows as a version file …")
         generate(parquet, args.rows, "ingest-delta")
         with ExitStack() as stack:
-            servers = {mode: stack.enter_context(server(mode, parquet, args.database_url)) for mode in MODES}
+            # --control: both servers with auditing off, to see how far two equal servers differ
+            # (the noise floor of the "cost" columns on this machine)
+            servers = {
+                mode: stack.enter_context(server("off" if args.control else mode, parquet, args.database_url))
+                for mode in MODES
+            }
             facts: dict[str, Any] = {"load_before": os.getloadavg()[0]}
             tallies = measure(servers, args)
             facts["load_after"] = os.getloadavg()[0]
@@ -304,13 +312,18 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=50_000, help="table size (default 50,000)")
-    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="per question, mode and round (default 4)")
+    parser.add_argument("--rounds", type=int, default=12, help="interleaved rounds (default 12)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="per question, mode and round (default 2)")
     parser.add_argument("--clients", type=int, default=4, help="client threads (default 4)")
     parser.add_argument(
         "--database-url", default="", help="PostgreSQL server for the two databases (default: SQLite homes)"
     )
     parser.add_argument("--output", type=Path, help="also write the markdown report to this file")
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="both servers with auditing off: the cost columns then show the run's noise floor",
+    )
     args = parser.parse_args(argv)
     output = run(args)
     print(output)
