@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -83,15 +84,27 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
+def _raw(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    return con.execute(sql).fetchall()
+
+
+def _cold(path: Path, params: Any) -> Any:
+    return QueryEngine(path, SCHEMA).run(parse_query(params, SCHEMA))
+
+
+def _warm(engine: QueryEngine, params: Any) -> Any:
+    return engine.run(parse_query(params, SCHEMA))
+
+
 def measure(path: Path, rows: int, repeat: int) -> list[dict[str, Any]]:
     raw = duckdb.connect()
     warm = QueryEngine(path, SCHEMA)
     results = []
     for label, sql, params in questions(path, rows):
         runs: dict[str, Callable[[], Any]] = {
-            "raw": lambda sql=sql: raw.execute(sql).fetchall(),
-            "cold": lambda params=params: QueryEngine(path, SCHEMA).run(parse_query(params, SCHEMA)),
-            "warm": lambda params=params: warm.run(parse_query(params, SCHEMA)),
+            "raw": partial(_raw, raw, sql),
+            "cold": partial(_cold, path, params),
+            "warm": partial(_warm, warm, params),
         }
         samples: dict[str, list[float]] = {name: [] for name in runs}
         answers = {name: run() for name, run in runs.items()}  # warm-up, and the answers to check
