@@ -101,9 +101,10 @@ class Journal:
     def take(self, *, orphans: bool = False) -> list[JournalFile]:
         """The files to write into the database now: the current one (if it holds anything: the
         next append starts a new file), those a failed write left, and with `orphans` those of
-        processes that died."""
+        processes that died. While a failed write's files wait, the current file keeps taking
+        appends (the database away for an hour leaves two files, not one per second)."""
         with self._lock:
-            if self._current is not None and self._written:
+            if self._current is not None and self._written and not self._held:
                 self._held[self._current.name] = self._current
                 self._current, self._written = None, 0
         if orphans:

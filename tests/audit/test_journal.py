@@ -187,3 +187,26 @@ def test_a_line_cut_short_is_no_record(tmp_path: Path) -> None:
     assert [r["rows"] for r in file.records()] == [1]
     journal.written([file])
     assert not list(tmp_path.iterdir())
+
+
+def test_while_the_database_refuses_the_journal_waits_in_two_files(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform.audit.stop()
+    journal = platform.audit.journal
+    journal.append([_values(1)])
+
+    def away() -> None:
+        raise RuntimeError("database away")
+
+    monkeypatch.setattr(platform.audit.database, "session", away)
+    for marker in range(2, 6):
+        with pytest.raises(RuntimeError):
+            platform.audit.flush()
+        journal.append([_values(marker)])
+    assert len(list(journal.directory.glob("*.jsonl"))) == 2  # the waiting file and the current one
+    monkeypatch.undo()
+    assert platform.audit.flush() == 1  # the waiting file first …
+    assert platform.audit.flush() == 4  # … then the current one, which took the appends meanwhile
+    assert [r.rows for r in _queries(platform)] == [1, 2, 3, 4, 5]
+    assert not list(journal.directory.glob("*.jsonl"))
