@@ -207,12 +207,8 @@ def apply_rules(table: pa.Table, rules: Sequence[Rule], secret: bytes) -> pa.Tab
             done[name] = table.column(name)
         elif _in_sql(rule):
             text = _canonical_column(_as_text(table.column(name)))
-            if rule.op == "pseudonym" and _repeats(text):
-                done[name] = _pseudonyms_of_distinct(text, rule, secret)
-            elif rule.op == "pseudonym" and _native_fits(text):
-                done[name] = _pseudonym_column(text, secret)
-            elif rule.op == "mask" and (masked := _mask_column(text, rule.params)) is not None:
-                done[name] = masked
+            if (whole := _whole_column(text, rule, secret)) is not None:
+                done[name] = whole
             else:
                 in_sql[name] = (text, rule)
         elif rule.op != "suppress":
@@ -237,13 +233,23 @@ def apply_rule(column: pa.ChunkedArray | pa.Array, rule: Rule, secret: bytes) ->
     if rule.op == "mask_spans":
         return _mask_spans_column(text, rule.params.get("char", "*"))
     text = _canonical_column(text)
+    if _in_sql(rule):
+        whole = _whole_column(text, rule, secret)
+        return whole if whole is not None else _apply_sql({"v": (text, rule)}, secret)["v"]
+    return _per_distinct(text, lambda v: mask_value(v, rule, secret))
+
+
+def _whole_column(text: pa.Array, rule: Rule, secret: bytes) -> pa.Array | None:
+    """A position mask or pseudonym (`_in_sql` rules) of a normalised column without SQL: in C
+    where the extension was built, each distinct value keyed once where values repeat. None:
+    left to the one DuckDB query (`_apply_sql`)."""
+    if rule.op == "pseudonym" and _repeats(text):
+        return _pseudonyms_of_distinct(text, rule, secret)
     if rule.op == "pseudonym" and _native_fits(text):
         return _pseudonym_column(text, secret)
-    if rule.op == "mask" and _in_sql(rule) and (masked := _mask_column(text, rule.params)) is not None:
-        return masked
-    if _in_sql(rule):
-        return _apply_sql({"v": (text, rule)}, secret)["v"]
-    return _per_distinct(text, lambda v: mask_value(v, rule, secret))
+    if rule.op == "mask":
+        return _mask_column(text, rule.params)
+    return None
 
 
 def _repeats(text: pa.Array, sample: int = 10_000) -> bool:
@@ -359,11 +365,7 @@ def _mask_column(text: pa.Array, params: Mapping[str, Any]) -> pa.Array | None:
     """A plain position mask (`positional`) of a whole string column, in C (_hmac.c); without
     the extension, with Arrow kernels when every value is empty or longer than the kept
     characters (the usual case). None otherwise: the short values' rule is left to SQL."""
-    first, last, width = (
-        int(params.get("keep_first", 0)),
-        int(params.get("keep_last", 0)),
-        params.get("width"),
-    )
+    first, last, width = _keeps(params)
     char = str(params.get("char", "*"))
     if _NATIVE is not None:
         return _mask_native(text, first, last, int(width or 0), char)
@@ -410,13 +412,14 @@ def _string_buffers(text: pa.Array) -> tuple[pa.Buffer | None, pa.Buffer, pa.Buf
     return validity, offsets, data if data is not None else pa.py_buffer(b"")
 
 
+def _keeps(params: Mapping[str, Any]) -> tuple[int, int, Any]:
+    """A position mask's characters kept at the start and the end, and its fixed width (or None)."""
+    return int(params.get("keep_first", 0)), int(params.get("keep_last", 0)), params.get("width")
+
+
 def _mask_sql(c: str, char: str, params: Mapping[str, Any]) -> str:
     """`positional` as a SQL expression (DuckDB's length/left/right count characters)."""
-    first, last, width = (
-        int(params.get("keep_first", 0)),
-        int(params.get("keep_last", 0)),
-        params.get("width"),
-    )
+    first, last, width = _keeps(params)
     n, kept = f"length({c})", first + last
     reveal = f"(greatest({n} - 1, 0) // 2)"
     head = f"CASE WHEN {n} > {kept} THEN {first} ELSE least({first}, {reveal}) END"
