@@ -140,7 +140,7 @@ class Journal:
     def _adopt_orphans(self) -> None:
         if not self.directory.is_dir():
             return
-        mine = {name for name in self._held} | ({self._current.name} if self._current else set())
+        mine = set(self._held) | ({self._current.name} if self._current else set())
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
             if path.name in mine:
                 continue

@@ -98,10 +98,10 @@ def record_access(
     """Record a data access, kept before the data is sent: a download whose record was not kept
     never starts.
 
-    The record waits in the session and is dropped if its transaction rolls back. A route on the
-    request's transaction (`web.security.get_db`) and the data API take it out once the
-    transaction has committed and append it to the audit journal before they answer
-    (`take_accesses`, kaifang.audit.journal); a read writes nothing to the database. Any other
+    The record waits in the session and is dropped if its transaction rolls back. A request's
+    transaction (`web.security.request_transaction`) takes it out once it has committed and
+    appends it to the audit journal before the response is sent (`take_accesses`,
+    kaifang.audit.journal); a read writes nothing to the database. Any other
     session writes it as a Core insert just before it commits (`_write_accesses`). `http`: the
     request's own facts (`middleware.request_facts`) when this record stands for the request too."""
     if db.info.get(ACCESS_OFF):
@@ -134,8 +134,9 @@ def record_access(
 
 
 def take_accesses(db: Session) -> list[dict[str, Any]]:
-    """The session's data-access records not written yet, taken out of its transaction: the data
-    API journals them instead (`kaifang.audit.journal`) before it answers."""
+    """The session's data-access records not written yet, taken out of its transaction: a
+    request's transaction (`web.security.request_transaction`) journals them instead
+    (`kaifang.audit.journal`) before the response is sent."""
     pending: list[dict[str, Any]] = db.info.pop(PENDING, [])
     return pending
 

@@ -22,7 +22,7 @@ from kaifang.accounts.permissions import Actor, require_login
 from kaifang.audit.middleware import fold, request_facts
 from kaifang.audit.receipts import HEADER as RECEIPT_HEADER
 from kaifang.audit.receipts import new_receipt
-from kaifang.audit.service import DataAccess, record_access, take_accesses
+from kaifang.audit.service import DataAccess, record_access
 from kaifang.audit.tags import Tag
 from kaifang.catalog.models import Entry
 from kaifang.datastore import service
@@ -48,7 +48,7 @@ from kaifang.datastore.sql import SqlLimits, run_sql
 from kaifang.datastore.storage import FileStore
 from kaifang.datastore.upload import receive_resource, receive_version, schedule
 from kaifang.errors import InvalidInput, NotAuthenticated
-from kaifang.web.security import DB, CurrentActor, RowId, get_actor
+from kaifang.web.security import DB, CurrentActor, RowId, get_actor, request_transaction
 
 router = APIRouter(prefix="/api/v1", tags=["数据资源"])
 
@@ -296,12 +296,9 @@ async def data(request: Request, resource_id: RowId, version: VersionParam = Non
 
 
 def _data(request: Request, resource_id: int, version: int | None) -> Response:
-    kf = request.app.state.kf
-    with kf.db.session() as db:
+    with request_transaction(request.app.state.kf) as db:  # the record journaled before the answer
         actor = get_actor(request, db)
         response = _data_in(request, db, actor, resource_id, version)
-        accesses = take_accesses(db)  # journaled, not written in this transaction
-    kf.audit.journal.append(accesses)  # kept before the answer leaves (kaifang.audit.journal)
     fold(request.scope)  # its data-access record carries the request's facts
     return response
 

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs
@@ -48,17 +49,22 @@ def api_key_from_headers(headers: Any) -> str | None:
     return None
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed before the response is sent, rolled back on error.
-
-    The data accesses the route recorded go to the audit journal once the transaction has
-    committed, still before the response is sent (kaifang.audit.journal): a read writes nothing to
-    the database. A route that fails records none: its transaction rolls back."""
-    kf = request.app.state.kf
+@contextmanager
+def request_transaction(kf: Platform) -> Iterator[Session]:
+    """A request's transaction: committed at the end, rolled back on error. The data accesses
+    recorded in it go to the audit journal once it has committed (kaifang.audit.journal): a read
+    writes nothing to the database, and one that fails records none."""
     with kf.db.session() as db:
         yield db
         accesses = take_accesses(db)
     kf.audit.journal.append(accesses)
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """One transaction per request, committed (its data accesses journaled) before the response
+    is sent."""
+    with request_transaction(request.app.state.kf) as db:
+        yield db
 
 
 DB = Annotated[Session, Depends(get_db, scope="function")]
