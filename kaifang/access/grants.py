@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, bindparam, select
 from sqlalchemy.orm import Session
 
 from kaifang.access.models import Grant, Suspension, SuspensionStatus
@@ -24,19 +24,7 @@ def city_today() -> date:
 def active_grant_ids(db: Session, user_id: int, today: date | None = None) -> dict[int, int]:
     """entry id -> grant id of the user's grants in force today. Expiry is a date comparison, so a
     grant stops working at midnight (city time) of its end date without any job running."""
-    day = today or city_today()
-    rows = db.execute(
-        select(Grant.entry_id, Grant.id)
-        .where(
-            Grant.user_id == user_id,
-            Grant.revoked_at.is_(None),
-            Grant.starts_on <= day,
-            Grant.ends_on > day,
-            # frozen while the user is suspended, not ended: the grants resume on reinstatement
-            ~suspended_flag(Grant.user_id),
-        )
-        .order_by(Grant.id)
-    )
+    rows = db.execute(_ACTIVE_GRANTS, {"user_id": user_id, "day": today or city_today()})
     return {entry_id: grant_id for entry_id, grant_id in rows}
 
 
@@ -48,6 +36,22 @@ def suspended_flag(user_id: SQLColumnExpression[int]) -> ColumnElement[bool]:
         .where(Suspension.user_id == user_id, Suspension.status == SuspensionStatus.active)
         .exists()
     )
+
+
+# Built once: asked on every authenticated call, and a statement built per call costs more than
+# running it (SQLAlchemy keeps the compiled form of a statement object).
+_ACTIVE_GRANTS = (
+    select(Grant.entry_id, Grant.id)
+    .where(
+        Grant.user_id == bindparam("user_id"),
+        Grant.revoked_at.is_(None),
+        Grant.starts_on <= bindparam("day"),
+        Grant.ends_on > bindparam("day"),
+        # frozen while the user is suspended, not ended: the grants resume on reinstatement
+        ~suspended_flag(Grant.user_id),
+    )
+    .order_by(Grant.id)
+)
 
 
 def active_suspension(db: Session, user_id: int) -> Suspension | None:

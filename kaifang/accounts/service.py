@@ -16,7 +16,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from kaifang.access.grants import (
@@ -453,30 +453,68 @@ def revoke_api_key(db: Session, actor: Actor, key_id: int) -> ApiKey:
     return key
 
 
-def resolve_api_key(db: Session, plain: str) -> tuple[User, ApiKey] | None:
+@dataclass(frozen=True)
+class KeyOwner:
+    """Who holds a valid API key: what the call's actor is built from."""
+
+    user_id: int
+    username: str
+    display_name: str
+    system_role: str | None
+    api_key_id: int
+
+
+# Built once (SQLAlchemy keeps the compiled form of a statement object): these run on every API
+# call, and a statement built per call cost more than running it.
+_KEY_OWNER = (
+    select(
+        ApiKey.id,
+        ApiKey.key_hash,
+        ApiKey.revoked_at,
+        ApiKey.last_used_at,
+        User.id,
+        User.username,
+        User.display_name,
+        User.system_role,
+        User.is_active,
+        suspended_flag(User.id),  # in the same query: no extra round trip for a rare state
+    )
+    .join(User, User.id == ApiKey.user_id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+_ROLES = select(Membership.org_id, Membership.role).where(Membership.user_id == bindparam("user_id"))
+
+
+def resolve_api_key(db: Session, plain: str) -> KeyOwner | None:
     """The owner of a valid, unrevoked key of an active account."""
     parts = plain.strip().split("_")
     if len(parts) < 3 or not plain.startswith(API_KEY_PREFIX):
         return None
-    # The suspension comes in the same query: this runs on every API call.
-    found = db.execute(
-        select(ApiKey, User, suspended_flag(User.id))
-        .join(User, User.id == ApiKey.user_id)
-        .where(ApiKey.prefix == parts[1])
-    ).first()
+    found = db.execute(_KEY_OWNER, {"prefix": parts[1]}).first()
     if found is None:
         return None
-    key, user, suspended = found
-    if key.revoked_at is not None or not hmac.compare_digest(key.key_hash, sha256(plain.strip())):
+    (
+        key_id,
+        key_hash,
+        revoked_at,
+        last_used_at,
+        user_id,
+        username,
+        display_name,
+        system_role,
+        is_active,
+        suspended,
+    ) = found
+    if revoked_at is not None or not hmac.compare_digest(key_hash, sha256(plain.strip())):
         return None
-    if not user.is_active:
+    if not is_active:
         return None
     if suspended:
-        check_not_suspended(db, user.id)  # a suspended user's keys answer why, not "invalid key"
+        check_not_suspended(db, user_id)  # a suspended user's keys answer why, not "invalid key"
     now = utcnow()
-    if key.last_used_at is None or now - key.last_used_at > timedelta(seconds=60):
-        key.last_used_at = now
-    return user, key
+    if last_used_at is None or now - last_used_at > timedelta(seconds=60):
+        db.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+    return KeyOwner(user_id, username, display_name, system_role, key_id)
 
 
 # --- the acting principal -----------------------------------------------------------------------
@@ -485,19 +523,30 @@ def resolve_api_key(db: Session, plain: str) -> tuple[User, ApiKey] | None:
 def actor_for(db: Session, user: User | None, *, api_key_id: int | None = None, ip: str = "") -> Actor:
     if user is None:
         return Actor(ip=ip)
+    return actor_of(db, user.id, user.username, user.system_role, api_key_id=api_key_id, ip=ip)
+
+
+def actor_of(
+    db: Session,
+    user_id: int,
+    username: str,
+    system_role: str | None,
+    *,
+    api_key_id: int | None = None,
+    ip: str = "",
+) -> Actor:
+    """The actor of a signed-in user: their roles in organisations and their grants in force."""
     roles: dict[int, set[str]] = {}
-    for org_id, role in db.execute(
-        select(Membership.org_id, Membership.role).where(Membership.user_id == user.id)
-    ):
+    for org_id, role in db.execute(_ROLES, {"user_id": user_id}):
         roles.setdefault(org_id, set()).add(role)
     return Actor(
-        user_id=user.id,
-        username=user.username,
-        system_role=user.system_role,
+        user_id=user_id,
+        username=username,
+        system_role=system_role,
         org_roles={k: frozenset(v) for k, v in roles.items()},
         api_key_id=api_key_id,
         ip=ip,
-        grants=active_grant_ids(db, user.id),
+        grants=active_grant_ids(db, user_id),
     )
 
 

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kaifang.accounts import service as accounts
-from kaifang.accounts.models import User
 from kaifang.accounts.permissions import Actor
 from kaifang.audit.service import take_accesses
 from kaifang.db import MAX_ID
@@ -105,33 +104,34 @@ def get_actor(request: Request, db: DB) -> Actor:
     ip = client_ip(request)
     key = api_key_from_headers(request.headers)
     if key is not None:
-        found = accounts.resolve_api_key(db, key)
-        if found is None:
+        owner = accounts.resolve_api_key(db, key)
+        if owner is None:
             raise NotAuthenticated("API 密钥无效、已撤销或所属账号已停用")
-        user: User | None = found[0]
-        api_key = found[1]
-        throttle(kf, "key", str(api_key.id))
-        actor = accounts.actor_for(db, user, api_key_id=api_key.id, ip=ip)
+        throttle(kf, "key", str(owner.api_key_id))
+        actor = accounts.actor_of(
+            db, owner.user_id, owner.username, owner.system_role, api_key_id=owner.api_key_id, ip=ip
+        )
+        display_name = owner.display_name
     else:
         token = request.cookies.get(SESSION_COOKIE)
         user = accounts.resolve_session(db, kf.settings, token) if token else None
         if request.url.path.startswith("/api/"):
             throttle(kf, "ip", ip)
         actor = accounts.actor_for(db, user, ip=ip)
-    request.state.user = user
-    request.state.actor = actor
+        display_name = user.display_name if user is not None else ""
     request.state.current_user = (
         CurrentUser(
-            user.id,
-            user.username,
-            user.display_name,
+            actor.user_id,
+            actor.username,
+            display_name,
             actor.is_regulator,
             actor.is_operator,
             actor.is_provider_staff,
         )
-        if user is not None
+        if actor.user_id is not None
         else None
     )
+    request.state.actor = actor
     return actor
 
 
