@@ -11,6 +11,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -337,7 +338,16 @@ def _answer(request: Request, resource: Resource, row: ResourceVersion) -> Answe
         "next": result.next,
         "schema": row.schema,
     }
-    return Answer(bytes(JSONResponse(body).body), len(result.records))
+    return Answer(json_bytes(body), len(result.records))
+
+
+def json_bytes(body: dict[str, Any]) -> bytes:
+    """The answer as compact UTF-8 JSON, as JSONResponse writes it, ten times faster (orjson).
+    An integer past 64 bits (a sum of large values) goes through the standard library instead."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return bytes(JSONResponse(body).body)
 
 
 Format = Literal["csv", "json", "xlsx", "parquet"]

@@ -187,3 +187,22 @@ def test_conditional_entry_page_shows_no_data(client: TestClient, world: dict) -
     entry_id = client.get("/api/v1/datasets", params={"q": "空气质量conditional"}).json()["results"][0]["id"]
     html = client.get(f"/datasets/{entry_id}").text
     assert "数据字典" in html and "河西站" not in html and "download?format" not in html
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"records": [{"名称": "海淀区", "金额": 12.5, "日期": "2024-03-01", "空": None, "是": True}]},
+        {"total": 2**63 + 5, "records": []},  # past 64 bits: the standard library's encoder
+        {"records": [{"x": -0.0, "y": 1e16, "z": 123456789012345678}]},
+    ],
+    ids=["chinese", "huge-int", "numbers"],
+)
+def test_answers_are_the_json_the_standard_encoder_writes(value: dict[str, Any]) -> None:
+    from fastapi.responses import JSONResponse
+
+    from kaifang.datastore.api import json_bytes
+
+    body = json_bytes(value)
+    assert json.loads(body) == json.loads(JSONResponse(value).body) == value
+    assert "海淀区".encode() in body or "海淀区" not in json.dumps(value, ensure_ascii=False)
