@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from kaifang.accounts import stamp  # noqa: E402
 from kaifang.accounts.models import Membership, Organisation, User  # noqa: E402
 from kaifang.accounts.permissions import Actor  # noqa: E402
 from kaifang.accounts.service import actor_for, hash_password, issue_api_key  # noqa: E402
@@ -105,6 +106,7 @@ def _empty_database(platform: Platform) -> Iterator[None]:
         ensure_default_taxonomies(db)
     platform.limiter.reset()
     answers.answers.clear()  # ids start again at 1: an answer kept for the last test must not be found
+    stamp.clear_all()  # and the stamp at 0: nor a caller or version kept under the same stamp
     for mail in platform.settings.outbox_dir.glob("*.eml"):
         mail.unlink()
     shutil.rmtree(platform.settings.files_dir, ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kaifang.db import Base, UTCDateTime, utcnow
@@ -178,3 +178,15 @@ class EmailToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class AuthStamp(Base):
+    """One row counting the committed changes to what permissions are decided from: API keys,
+    users, memberships, grants, suspensions, and the status and open type of entries, resources
+    and versions. Database triggers move it (migration 0012), whoever writes; what a process
+    keeps in memory about callers and versions is valid while it has not moved (`stamp.py`)."""
+
+    __tablename__ = "auth_stamp"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)

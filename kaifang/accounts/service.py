@@ -10,8 +10,8 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -23,6 +23,7 @@ from kaifang.access.grants import (
     AccountSuspended,
     active_grant_ids,
     check_not_suspended,
+    city_today,
     suspended_flag,
 )
 from kaifang.accounts.models import (
@@ -34,6 +35,8 @@ from kaifang.accounts.models import (
     UserType,
 )
 from kaifang.accounts.permissions import Actor, require_login
+from kaifang.accounts.stamp import StampedCache, stamp_of
+from kaifang.accounts.stamp import cache as stamped_cache
 from kaifang.audit.service import record
 from kaifang.audit.tags import Tag
 from kaifang.db import utcnow
@@ -517,6 +520,33 @@ def resolve_api_key(db: Session, plain: str) -> KeyOwner | None:
     return KeyOwner(user_id, username, display_name, system_role, key_id)
 
 
+_callers: StampedCache[str, tuple[KeyOwner, Actor]] = stamped_cache(10_000)
+
+
+def api_caller(db: Session, plain: str, ip: str = "") -> tuple[KeyOwner, Actor] | None:
+    """The owner and the actor of a valid API key, or None.
+
+    Kept in memory, by the key's hash, while the auth stamp has not moved and the city day is the
+    same (`stamp.py`): a revoked key, a suspension, a membership or a grant changed anywhere is
+    seen by the next call. `last_used_at` is written when the key is looked up again, at least
+    once a minute of use.
+    """
+    digest, day = sha256(plain.strip()), city_today()
+    stamp = stamp_of(db)
+    kept = _callers.get(digest, stamp, day)
+    if kept is None:
+        owner = resolve_api_key(db, plain)
+        if owner is None:
+            return None
+        actor = actor_of(
+            db, owner.user_id, owner.username, owner.system_role, api_key_id=owner.api_key_id, today=day
+        )
+        kept = (owner, actor)
+        _callers.put(digest, stamp, kept, day)
+    owner, actor = kept
+    return owner, replace(actor, ip=ip)
+
+
 # --- the acting principal -----------------------------------------------------------------------
 
 
@@ -534,6 +564,7 @@ def actor_of(
     *,
     api_key_id: int | None = None,
     ip: str = "",
+    today: date | None = None,
 ) -> Actor:
     """The actor of a signed-in user: their roles in organisations and their grants in force."""
     roles: dict[int, set[str]] = {}
@@ -546,7 +577,7 @@ def actor_of(
         org_roles={k: frozenset(v) for k, v in roles.items()},
         api_key_id=api_key_id,
         ip=ip,
-        grants=active_grant_ids(db, user_id),
+        grants=active_grant_ids(db, user_id, today),
     )
 
 

@@ -306,7 +306,7 @@ def _data(request: Request, resource_id: int, version: int | None) -> Response:
 
 def _data_in(request: Request, db: Session, actor: Actor, resource_id: int, version: int | None) -> Response:
     _require_key(actor, "数据接口")
-    resource, row, entry = service.readable_version(db, actor, resource_id, version)
+    resource, row, entry = service.kept_readable_version(db, actor, resource_id, version)
     if resource.kind != ResourceKind.table:
         raise InvalidInput("该资源是文件，不支持数据查询，请使用下载")
     kept = row.status == VersionStatus.published and bool(row.sha256)

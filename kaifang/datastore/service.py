@@ -26,6 +26,8 @@ from sqlalchemy.orm import Session, joinedload
 
 from kaifang.accounts.models import OrgRole
 from kaifang.accounts.permissions import SYSTEM, Actor, require_org_role
+from kaifang.accounts.stamp import StampedCache, stamp_of
+from kaifang.accounts.stamp import cache as stamped_cache
 from kaifang.audit.service import record
 from kaifang.audit.tags import Tag
 from kaifang.catalog import service as catalog
@@ -147,12 +149,45 @@ def readable_version(
     One query brings the resource, its entry and that one version (loading all of a resource's
     versions, with their schemas and reports, was a third of a small data call).
     """
-    found = None
-    if 0 < resource_id <= MAX_ID:
-        if number is None:
-            found = db.execute(_NEWEST, {"resource_id": resource_id}).first()
-        else:
-            found = db.execute(_NUMBERED, {"resource_id": resource_id, "number": number}).first()
+    return _readable_for(actor, _find_readable(db, resource_id, number), number)
+
+
+Found = tuple[Resource, Entry, ResourceVersion | None]
+_kept: StampedCache[tuple[int, int | None], Found] = stamped_cache(4096)
+
+
+def kept_readable_version(
+    db: Session, actor: Actor, resource_id: int, number: int | None = None
+) -> tuple[Resource, ResourceVersion, Entry]:
+    """`readable_version` for the data API: the resource, entry and version are kept in memory
+    while the auth stamp has not moved (`accounts/stamp.py`), so a call asked again reads no rows;
+    the permission checks still run on every call. The objects are detached and shared between
+    calls: read their columns, never their relationships, never change them."""
+    stamp = stamp_of(db)
+    found = _kept.get((resource_id, number), stamp)
+    if found is None:
+        found = _find_readable(db, resource_id, number)
+        if found is not None:
+            for row in found:
+                if row is not None:
+                    db.expunge(row)
+            _kept.put((resource_id, number), stamp, found)
+    return _readable_for(actor, found, number)
+
+
+def _find_readable(db: Session, resource_id: int, number: int | None) -> Found | None:
+    if not 0 < resource_id <= MAX_ID:
+        return None
+    if number is None:
+        row = db.execute(_NEWEST, {"resource_id": resource_id}).first()
+    else:
+        row = db.execute(_NUMBERED, {"resource_id": resource_id, "number": number}).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def _readable_for(
+    actor: Actor, found: Found | None, number: int | None
+) -> tuple[Resource, ResourceVersion, Entry]:
     if found is None:
         raise NotFound("未找到该数据资源")
     resource, entry, version = found

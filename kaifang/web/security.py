@@ -104,13 +104,11 @@ def get_actor(request: Request, db: DB) -> Actor:
     ip = client_ip(request)
     key = api_key_from_headers(request.headers)
     if key is not None:
-        owner = accounts.resolve_api_key(db, key)
-        if owner is None:
+        caller = accounts.api_caller(db, key, ip)
+        if caller is None:
             raise NotAuthenticated("API 密钥无效、已撤销或所属账号已停用")
+        owner, actor = caller
         throttle(kf, "key", str(owner.api_key_id))
-        actor = accounts.actor_of(
-            db, owner.user_id, owner.username, owner.system_role, api_key_id=owner.api_key_id, ip=ip
-        )
         display_name = owner.display_name
     else:
         token = request.cookies.get(SESSION_COOKIE)
