@@ -11,7 +11,8 @@ before anything else, and uses what it kept only while the stamp is the same:
   a new version published are seen by the next call, on every process, as before;
 - what depends on the date (a grant's term) is kept with the city day it was read on;
 - nothing is kept for longer than `TTL_S` in any case, a bound on the damage of a column the
-  triggers should watch and do not.
+  triggers should watch and do not;
+- a stamp lower than one seen before (a restored backup) makes the process forget everything.
 
 The permission checks themselves still run on every call, on the kept facts.
 """
@@ -40,11 +41,23 @@ _INFO = "kaifang.auth_stamp"
 
 def stamp_of(db: Session) -> int:
     """The stamp as this transaction sees it, read once (before the facts it vouches for: facts
-    read after it are at least as new, so nothing older is ever kept under a newer stamp)."""
+    read after it are at least as new, so nothing older is ever kept under a newer stamp).
+
+    The stamp only grows. Seen lower than before, the database was restored from a backup (or
+    emptied): everything kept is forgotten, or a later change could bring the stamp back to a
+    value something stale was kept under."""
     stamp = db.info.get(_INFO)
     if stamp is None:
-        stamp = db.info[_INFO] = db.execute(_STAMP).scalar() or 0
+        stamp = db.info[_INFO] = int(db.execute(_STAMP).scalar() or 0)
+        with _seen_lock:
+            if stamp < _seen[0]:
+                clear_all()
+            _seen[0] = stamp
     return int(stamp)
+
+
+_seen = [0]  # the highest stamp this process has read since it last forgot everything
+_seen_lock = threading.Lock()
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -100,6 +113,6 @@ def cache(size: int) -> StampedCache[Any, Any]:
 
 
 def clear_all() -> None:
-    """Forget every kept fact (tests that empty the database; a restored backup restarts)."""
+    """Forget every kept fact (a restored backup; tests that empty the database)."""
     for kept in _caches:
         kept.clear()

@@ -202,3 +202,18 @@ def test_kept_facts_expire_after_a_minute_whatever_the_stamp(
     with statements(scene.platform) as seen:
         assert data(client, scene, "applicant") == 200
     assert len(seen) > 1  # looked up again
+
+
+def test_a_restored_database_is_not_mistaken_for_the_one_the_facts_came_from(
+    client: TestClient, scene: Scene
+) -> None:
+    """A backup restored brings the stamp back to a value facts may have been kept under while the
+    rows say otherwise: a process that sees the stamp lower than before forgets everything."""
+    scene.granted()
+    assert data(client, scene, "applicant") == 200  # the applicant's key kept under the stamp S
+    restored_to = stamp(scene.platform)
+    sql(scene.platform, "UPDATE users SET display_name = '新名字' WHERE id = :id", id=scene.users["user"].id)
+    assert client.get("/api/v1/me", headers=scene.headers("user")).status_code == 200  # sees S + 1
+    revoke_in_database(scene)  # then the backup of another history is restored: stamp S again
+    sql(scene.platform, "UPDATE auth_stamp SET n = :n", n=restored_to)
+    assert data(client, scene, "applicant") == 403
