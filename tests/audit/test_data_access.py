@@ -24,14 +24,22 @@ def table(client: TestClient, platform: Platform, factory: Factory) -> dict[str,
     return {"entry": entry_id, "rid": rid, "key": factory.api_key(citizen), "citizen": citizen.id}
 
 
-def _accesses(platform: Platform) -> list[AuditRecord]:
-    platform.audit.flush()  # the data API's records are journaled, written by the audit writer
+def access_records(platform: Platform, action: str | None = None, *, flush: bool = True) -> list[AuditRecord]:
+    """The data-access records in the log (of one action), oldest first. `flush`: first have the
+    audit writer write the journal (the data API's records are journaled, written within a second)."""
+    if flush:
+        platform.audit.flush()
+    query = select(AuditRecord).where(AuditRecord.kind == "access")
+    if action is not None:
+        query = query.where(AuditRecord.action == action)
     with platform.db.session() as db:
-        rows = list(
-            db.scalars(select(AuditRecord).where(AuditRecord.kind == "access").order_by(AuditRecord.id))
-        )
+        rows = list(db.scalars(query.order_by(AuditRecord.id)))
         db.expunge_all()
     return rows
+
+
+def _accesses(platform: Platform) -> list[AuditRecord]:
+    return access_records(platform)
 
 
 def test_an_entry_page_preview_is_a_data_access(client: TestClient, platform: Platform, table: dict) -> None:

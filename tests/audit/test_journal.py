@@ -22,19 +22,13 @@ from kaifang.audit.journal import Journal, JournalFile
 from kaifang.audit.models import AuditJournalFile, AuditRecord
 from kaifang.audit.service import DataAccess
 from kaifang.db import utcnow
-from tests.audit.test_data_access import table  # noqa: F401 - the fixture
+from tests.audit.test_data_access import access_records, table  # noqa: F401 - the fixture
 from tests.datastore.test_data_api import auth
 
 
 def _queries(platform: Platform) -> list[AuditRecord]:
-    with platform.db.session() as db:
-        rows = list(
-            db.scalars(
-                select(AuditRecord).where(AuditRecord.action == "data:access:query").order_by(AuditRecord.id)
-            )
-        )
-        db.expunge_all()
-    return rows
+    """The data API's records already in the log (the journal not written first)."""
+    return access_records(platform, "data:access:query", flush=False)
 
 
 def _journal_lines(platform: Platform) -> list[dict[str, Any]]:

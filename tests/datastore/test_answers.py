@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from kaifang.app import Platform
 from kaifang.audit.models import AuditRecord
 from kaifang.datastore.answers import Answer, AnswerCache, answers
 from kaifang.datastore.query import QueryEngine
+from tests.audit.test_data_access import access_records
 from tests.conftest import Factory, pass_review
 from tests.datastore.test_data_api import auth, published_resource
 
@@ -51,15 +51,7 @@ def small_cache() -> Iterator[None]:
 
 
 def _accesses(platform: Platform) -> list[AuditRecord]:
-    platform.audit.flush()  # the data API's records are journaled, written by the audit writer
-    with platform.db.session() as db:
-        rows = list(
-            db.scalars(
-                select(AuditRecord).where(AuditRecord.action == "data:access:query").order_by(AuditRecord.id)
-            )
-        )
-        db.expunge_all()
-    return rows
+    return access_records(platform, "data:access:query")
 
 
 def test_the_same_question_is_answered_from_memory_and_still_audited(
