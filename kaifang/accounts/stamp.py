@@ -98,9 +98,6 @@ class StampedCache(Generic[K, V]):
         with self._lock:
             self._items.clear()
 
-    def __len__(self) -> int:
-        return len(self._items)
-
 
 _caches: list[StampedCache[Any, Any]] = []
 

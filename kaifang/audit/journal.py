@@ -162,6 +162,9 @@ class Journal:
             self._held[path.name] = JournalFile(path, fd)
 
 
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME  # datetimes through _encode: {"$at": ISO}, as always
+
+
 def _line(values: dict[str, Any]) -> bytes:
     """One record as a JSON line (orjson: a fifth of the standard encoder's time on every call;
     the standard one for what orjson refuses, an integer past 64 bits)."""
@@ -169,9 +172,6 @@ def _line(values: dict[str, Any]) -> bytes:
         return orjson.dumps(values, default=_encode, option=_OPTIONS) + b"\n"
     except orjson.JSONEncodeError:
         return json.dumps(values, ensure_ascii=False, default=_encode, separators=(",", ":")).encode() + b"\n"
-
-
-_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME  # datetimes through _encode: {"$at": ISO}, as always
 
 
 def _encode(value: Any) -> Any:

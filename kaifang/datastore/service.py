@@ -77,11 +77,9 @@ def _refusal(entry: Entry) -> str:
 
 
 def get_resource(db: Session, actor: Actor, resource_id: int) -> tuple[Resource, Entry]:
-    """A resource whose entry the actor may see in the catalog.
-
-    One query brings the resource, its entry with the provider and its versions: every data call
-    starts here, and three round trips were a tenth of a small call.
-    """
+    """A resource whose entry the actor may see in the catalog, with its versions and the entry's
+    provider in the same query (resource pages and the resource API show them). Reading data
+    starts at `readable_version`, which loads the one version it needs."""
     found = None
     if 0 < resource_id <= MAX_ID:
         found = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -141,12 +141,15 @@ def test_a_grant_ends_at_midnight_for_a_kept_caller(
     assert data(client, scene, "applicant") == 200
     with scene.platform.db.session() as db:
         ends_on = db.scalars(select(Grant.ends_on)).one()
+
+    def today_is(day: date) -> None:
+        for module in (grants_module, accounts_service):
+            monkeypatch.setattr(module, "city_today", lambda: day)
+
     # Nothing is written at midnight: the day the facts were read on is part of what was kept.
-    for module in (grants_module, accounts_service):
-        monkeypatch.setattr(module, "city_today", lambda: ends_on)
+    today_is(ends_on)
     assert data(client, scene, "applicant") == 403
-    monkeypatch.setattr(accounts_service, "city_today", lambda: ends_on - timedelta(days=1))
-    monkeypatch.setattr(grants_module, "city_today", lambda: ends_on - timedelta(days=1))
+    today_is(ends_on - timedelta(days=1))
     assert data(client, scene, "applicant") == 200
 
 
@@ -172,9 +175,7 @@ UNWATCHED = [
 
 
 @pytest.mark.parametrize("statement", WATCHED + UNWATCHED)
-def test_the_stamp_moves_with_permission_columns_only(
-    client: TestClient, scene: Scene, statement: str
-) -> None:
+def test_the_stamp_moves_with_permission_columns_only(scene: Scene, statement: str) -> None:
     scene.key("applicant")  # an API key row to update
     before = stamp(scene.platform)
     sql(scene.platform, statement)
