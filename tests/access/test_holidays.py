@@ -42,7 +42,11 @@ def test_operator_edits_the_table(client: TestClient, factory: Factory, db) -> N
     assert post(client, f"/admin/holidays/{row.id}/delete", {}).status_code == 303
     db.expire_all()
     assert db.scalar(select(HolidayOverride)) is None
-    actions = list(db.scalars(select(AuditRecord.action).where(AuditRecord.target_type == "holiday")))
+    actions = list(
+        db.scalars(
+            select(AuditRecord.action).where(AuditRecord.target_type == "holiday").order_by(AuditRecord.id)
+        )
+    )
     assert actions == ["access:holiday:set", "access:holiday:set", "access:holiday:removed"]
 
 

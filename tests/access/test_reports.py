@@ -133,7 +133,11 @@ def test_only_the_grantee_files_and_only_the_provider_reviews(scene: Scene, db) 
     (point,) = scene.call("regulator", reports.grant_points, grant_id)
     assert point.state == "accepted" and point.report is not None and point.report.id == report_id
 
-    actions = list(db.scalars(select(AuditRecord.action).where(AuditRecord.target_type == "use_report")))
+    actions = list(
+        db.scalars(
+            select(AuditRecord.action).where(AuditRecord.target_type == "use_report").order_by(AuditRecord.id)
+        )
+    )
     assert actions == [
         "access:report:filed",
         "access:report:reviewed",

@@ -86,7 +86,11 @@ def test_suspension_and_reinstatement_end_to_end(client: TestClient, suspended_s
     login(client, "applicant")
     assert client.get("/account/applications").status_code == 200
 
-    actions = list(db.scalars(select(AuditRecord.action).where(AuditRecord.target_type == "suspension")))
+    actions = list(
+        db.scalars(
+            select(AuditRecord.action).where(AuditRecord.target_type == "suspension").order_by(AuditRecord.id)
+        )
+    )
     assert actions == [
         "access:suspension:proposed",
         "access:suspension:confirmed",
