@@ -43,7 +43,7 @@ import httpx
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_bench import publish_version
+from http_bench import publish_version, wait_for_copies
 from search_bench import dedicated_postgres, free_port, server_env
 from table import generate
 
@@ -104,7 +104,7 @@ def server(mode: str, parquet: Path, database_url: str) -> Iterator[Server]:
     try:
         with ExitStack() as stack:
             url = stack.enter_context(dedicated_postgres(database_url)) if database_url else ""
-            rid, key, copy = publish_version(home, parquet, database_url=url, title="审计开销基准表")
+            rid, key, copies = publish_version(home, parquet, database_url=url, title="审计开销基准表")
             env = server_env(home, url) | {
                 "KAIFANG_AUDIT_ENABLED": "true" if mode == "on" else "false",
                 "KAIFANG_API_DAILY_QUOTA": "0",
@@ -121,8 +121,7 @@ def server(mode: str, parquet: Path, database_url: str) -> Iterator[Server]:
             found = Server(mode, f"http://127.0.0.1:{port}", proc.pid, home, url, rid, key)
             _wait_healthy(found, proc)
             ask(found, QUESTIONS[0])  # the first query starts the query copy of a large table
-            while copy is not None and not copy.exists():
-                time.sleep(0.1)
+            wait_for_copies(copies)
             yield found
     finally:
         shutil.rmtree(home, ignore_errors=True)

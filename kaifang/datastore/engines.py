@@ -7,6 +7,8 @@ answers the data API several times faster than the Parquet file (see query.py). 
 once, in the background, by one builder thread on a single DuckDB thread — meanwhile the engine
 reads the Parquet file — and then serves every process and restart. The checksum in its name
 ties a copy to exactly that data, the DuckDB version to a storage format the process can read.
+Such a version also gets a *row copy* (`{sha256}-rows{layout}.sqlite`, rowcopy.py) for unsorted
+pages of rows, built after the query copy in a process of its own.
 A copy is only ever a faster way to read the Parquet file: deleting one loses nothing.
 """
 
@@ -15,15 +17,19 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 
-from kaifang.datastore import service
+from kaifang.datastore import rowcopy, service
 from kaifang.datastore.models import ResourceVersion, VersionStatus
 from kaifang.datastore.query import COPY_TABLE, ROW, QueryEngine, quote
 from kaifang.datastore.storage import FileStore
@@ -58,15 +64,24 @@ def copy_path(store: FileStore, version: ResourceVersion) -> Path:
     return store.path(f"{COPY_DIR}/{version.sha256}-{duckdb.__version__}.duckdb")
 
 
+def row_copy_path(store: FileStore, version: ResourceVersion) -> Path:
+    """Where the row copy of a version lives (rowcopy.py; whether or not it exists yet)."""
+    return store.path(f"{COPY_DIR}/{version.sha256}-rows{rowcopy.LAYOUT}.sqlite")
+
+
 def _plan_copy(store: FileStore, version: ResourceVersion, engine: QueryEngine) -> None:
-    """Read the version's copy if it exists; have it built if the version deserves one."""
+    """Read the version's copies if they exist; have them built if the version deserves them."""
     if version.status != VersionStatus.published or version.row_count < COPY_MIN_ROWS or not version.sha256:
         return
-    target = copy_path(store, version)
-    if target.is_file():
-        engine.use_copy(target)
-    else:
-        _builder.submit(Path(engine.path), target, engine)
+    parquet = Path(engine.path)
+    for target, build, use in (
+        (copy_path(store, version), build_copy, QueryEngine.use_copy),
+        (row_copy_path(store, version), build_row_copy_apart, QueryEngine.use_row_copy),
+    ):
+        if target.is_file():
+            use(engine, target)
+        else:
+            _builder.submit(parquet, target, build, partial(use, engine))
 
 
 def build_copy(parquet: Path, target: Path) -> None:
@@ -132,6 +147,16 @@ def _columns(con: duckdb.DuckDBPyConnection, source: str) -> str:
     )
 
 
+def build_row_copy_apart(parquet: Path, target: Path) -> None:
+    """`rowcopy.build_row_copy` in a process of its own, so the server's interpreter stays free."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(target)
+    command = [sys.executable, "-m", "kaifang.datastore.rowcopy", str(parquet), str(target)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise RuntimeError(f"building the row copy of {parquet} failed:\n{done.stderr[-2000:]}")
+
+
 def _remove_abandoned(target: Path) -> None:
     """Half-built copies of `target` left by a process that stopped mid-build (builds take seconds)."""
     for part in target.parent.glob(f".{target.name}.*.part*"):
@@ -147,17 +172,19 @@ class _Builder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queue: deque[tuple[Path, Path]] = deque()
-        self._waiting: dict[Path, list[QueryEngine]] = {}  # target → engines to switch when built
+        self._queue: deque[tuple[Path, Path, Callable[[Path, Path], None]]] = deque()
+        self._waiting: dict[Path, list[Callable[[Path], None]]] = {}  # target → what to switch when built
         self._thread: threading.Thread | None = None
 
-    def submit(self, parquet: Path, target: Path, engine: QueryEngine) -> None:
+    def submit(
+        self, parquet: Path, target: Path, build: Callable[[Path, Path], None], use: Callable[[Path], None]
+    ) -> None:
         with self._lock:
             if target in self._waiting:
-                self._waiting[target].append(engine)
+                self._waiting[target].append(use)
                 return
-            self._waiting[target] = [engine]
-            self._queue.append((parquet, target))
+            self._waiting[target] = [use]
+            self._queue.append((parquet, target, build))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="kaifang-query-copies", daemon=True)
                 self._thread.start()
@@ -168,17 +195,17 @@ class _Builder:
                 if not self._queue:
                     self._thread = None
                     return
-                parquet, target = self._queue.popleft()
+                parquet, target, build = self._queue.popleft()
             built = False
             try:
-                build_copy(parquet, target)
+                build(parquet, target)
                 built = True
-            except Exception:  # the engines keep reading the Parquet file; the next engine tries again
-                log.exception("building the query copy of %s failed", parquet)
+            except Exception:  # the engines keep reading as before; the next engine tries again
+                log.exception("building %s from %s failed", target.name, parquet)
             with self._lock:
-                engines = self._waiting.pop(target, [])
-            for engine in engines if built else []:
-                engine.use_copy(target)
+                uses = self._waiting.pop(target, [])
+            for use in uses if built else []:
+                use(target)
 
     def wait(self, timeout: float | None = None) -> None:
         """Until every copy asked for is built (for tests, benchmarks and a clean shutdown)."""

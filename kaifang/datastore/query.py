@@ -21,10 +21,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,6 +34,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kaifang.datastore import rowcopy
 from kaifang.datastore.querydsl import (
     AGGREGATES,
     CHINA,
@@ -53,6 +55,7 @@ from kaifang.datastore.querydsl import (
     quote,
     row_position,
 )
+from kaifang.datastore.rowcopy import OverBudget, RowCopy
 from kaifang.datastore.types import Column, ColumnType
 from kaifang.errors import InvalidInput
 
@@ -286,9 +289,14 @@ def _json_converter(kind: ColumnType) -> Callable[[Any], Any] | None:
     return None
 
 
-def _records(columns: list[Column], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+def _records(
+    columns: list[Column],
+    rows: list[tuple[Any, ...]],
+    converters: list[Callable[[Any], Any] | None] | None = None,
+) -> list[dict[str, Any]]:
     names = [c.name for c in columns]
-    converters = [_json_converter(c.type) for c in columns]
+    if converters is None:
+        converters = [_json_converter(c.type) for c in columns]
     if not any(converters):
         return [dict(zip(names, row, strict=False)) for row in rows]
     return [
@@ -310,6 +318,7 @@ class QueryEngine:
         self._totals: OrderedDict[Any, int] = OrderedDict()
         self._lock = threading.Lock()
         self._copy: str | None = None
+        self._row_copy: RowCopy | None = None
 
     @property
     def row_count(self) -> int:
@@ -326,6 +335,18 @@ class QueryEngine:
     def use_copy(self, path: Path) -> None:
         """Read the rows from this query copy (built by `engines.build_copy`) from now on."""
         self._copy = str(path)
+
+    @property
+    def row_copy(self) -> str | None:
+        """The row copy this engine reads unsorted pages from, if any (rowcopy.py)."""
+        return self._row_copy.path if self._row_copy is not None else None
+
+    def use_row_copy(self, path: Path) -> None:
+        """Read unsorted pages from this row copy (built by `rowcopy.build_row_copy`) from now on."""
+        try:
+            self._row_copy = RowCopy(path)
+        except sqlite3.Error:
+            log.warning("row copy %s cannot be read; pages come from DuckDB", path, exc_info=True)
 
     @contextmanager
     def _reading(self) -> Iterator[_Source]:
@@ -385,6 +406,18 @@ class QueryEngine:
         self._remember(key, total)
         return total
 
+    def _known_total(self, q: DataQuery) -> int | None:
+        """The rows matching `q`'s filters if counted before (no query)."""
+        try:
+            with self._lock:
+                return self._totals.get((None, tuple(q.filters)))
+        except TypeError:
+            return None
+
+    def _remember_total(self, q: DataQuery, total: int) -> None:
+        with suppress(TypeError):  # an unhashable hand-built filter: not kept
+            self._remember((None, tuple(q.filters)), total)
+
     def batches(self, q: DataQuery, batch_size: int = 65536) -> Iterator[pa.RecordBatch]:
         """Every row (or group) of `q` as Arrow batches, without `_row`; limit and paging ignored.
 
@@ -414,9 +447,14 @@ class QueryEngine:
         out = self.columns(q)
         keys = self._sort_keys(q)
         rows: list[tuple[Any, ...]] = []
+        converters = None
         if q.limit:
-            with self._reading() as src:
-                rows = self._page_rows(src, q, out, keys)
+            found = None if keys else self._row_copy_page(q, out)
+            if found is not None:
+                rows, converters = found, rowcopy.converters(out)
+            else:
+                with self._reading() as src:
+                    rows = self._page_rows(src, q, out, keys)
         page = rows[: q.limit]
         cursor = None
         if len(rows) > q.limit:
@@ -425,8 +463,38 @@ class QueryEngine:
             signature = [[c.name, d] for c, d in keys]
             cursor = encode_cursor({"s": signature, "k": values, "r": last[-1]})
         complete = bool(q.limit) and not q.offset and not q.cursor and len(rows) <= q.limit
-        total = len(rows) if complete else self.count(q)
-        return QueryResult(self.fields(q), _records(out, page), total, cursor)
+        if complete:
+            total = len(rows)
+            if q.filters:
+                self._remember_total(q, total)
+        else:
+            total = self.count(q)
+        return QueryResult(self.fields(q), _records(out, page, converters), total, cursor)
+
+    def _row_copy_page(self, q: DataQuery, out: list[Column]) -> list[tuple[Any, ...]] | None:
+        """limit+1 rows of an unsorted page from the row copy, as `_page_rows` (no sort keys);
+        None when DuckDB should answer: no row copy, a filter it cannot answer exactly, or one
+        that matches too rarely to fill a page within the copy's scan budget."""
+        copy = self._row_copy
+        if copy is None or not all(copy.answers(self._columns[f.column], f) for f in q.filters):
+            return None
+        start = row_position(q.cursor, [])[1] + 1 if q.cursor else 0
+        skip = 0 if q.cursor else q.offset
+        if not q.filters:
+            start, skip = start + skip, 0  # positions: the page starts at its offset
+        else:
+            known = self._known_total(q)
+            # Matches spread evenly, the scan reads (skip + limit + 1) × rows / total rows.
+            if known is not None and known * rowcopy.SCAN_BUDGET_ROWS < (skip + q.limit + 1) * self.row_count:
+                return None
+        try:
+            return copy.page([c.name for c in out], q.filters, start, skip, q.limit + 1)
+        except OverBudget:
+            return None
+        except sqlite3.Error:
+            log.warning("row copy %s cannot be read; pages come from DuckDB", copy.path, exc_info=True)
+            self._row_copy = None
+            return None
 
     def _page_rows(
         self, src: _Source, q: DataQuery, out: list[Column], keys: list[tuple[Column, bool]]

@@ -18,6 +18,7 @@ import pytest
 from starlette.datastructures import QueryParams
 
 from kaifang.datastore.engines import build_copy
+from kaifang.datastore.rowcopy import build_row_copy
 from kaifang.datastore.query import (
     ROW,
     DataQuery,
@@ -86,14 +87,19 @@ def write_parquet(path: Path, rows: list[dict[str, Any]], schema: list[Column] =
 ROWS = make_rows()
 
 
-@pytest.fixture(scope="module", params=["parquet", "copy"])
+@pytest.fixture(scope="module", params=["parquet", "copy", "rows"])
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> QueryEngine:
-    """Every engine test runs twice: on the version's Parquet file and on its query copy."""
+    """Every engine test runs three times: on the version's Parquet file, on its query copy, and
+    with its row copy too (which answers the unsorted pages, DuckDB the rest)."""
     path = write_parquet(tmp_path_factory.mktemp("q") / "v1.parquet", ROWS)
     engine = QueryEngine(path, SCHEMA)
-    if request.param == "copy":
+    if request.param in ("copy", "rows"):
         build_copy(path, path.with_suffix(".duckdb"))
         engine.use_copy(path.with_suffix(".duckdb"))
+    if request.param == "rows":
+        build_row_copy(path, path.with_suffix(".sqlite"))
+        engine.use_row_copy(path.with_suffix(".sqlite"))
+        assert engine.row_copy is not None
     return engine
 
 
