@@ -29,6 +29,7 @@ from kaifang.app import Platform, create_app  # noqa: E402
 from kaifang.catalog import service as catalog  # noqa: E402
 from kaifang.catalog.service import ensure_default_taxonomies  # noqa: E402
 from kaifang.datastore import answers  # noqa: E402
+from kaifang.datastore.engines import wait_for_copies  # noqa: E402
 from kaifang.db import Base, is_sqlite, utcnow  # noqa: E402
 from kaifang.settings import load_settings  # noqa: E402
 from kaifang.web.security import CSRF_COOKIE, csrf_token_for  # noqa: E402
@@ -90,6 +91,7 @@ def _empty_database(platform: Platform) -> Iterator[None]:
     """Every test starts from an empty platform with the default taxonomies."""
     platform.jobs.drain()  # a job left by the previous test must not write into this one
     platform.audit.flush()  # nor the request records it left buffered
+    wait_for_copies(60)  # nor a copy of one of its versions, built into this test's files
     engine = platform.db.engine
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:

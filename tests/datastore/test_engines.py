@@ -92,11 +92,16 @@ def test_a_large_published_version_gets_a_copy_that_answers_the_same(
 def test_small_or_unpublished_versions_read_the_parquet_file(
     store: LocalFileStore, monkeypatch: pytest.MonkeyPatch, rows: int, status: str
 ) -> None:
+    """No query copy; a small published version gets its row copy (in the builder thread), one in
+    review neither."""
     monkeypatch.setattr(engines, "COPY_MIN_ROWS", len(ROWS))
+    monkeypatch.setattr(engines, "build_row_copy_apart", None)  # a small one is not built apart
     version = published(store, row_count=rows, status=status)
     engine = engine_for(store, version)
     wait_for_copies(30)
     assert engine.copy is None and not copy_path(store, version).exists()
+    small = status == VersionStatus.published
+    assert (engine.row_copy is not None) == small == row_copy_path(store, version).exists()
     assert answers(engine)[0][0][0]["编号"] == ROWS[0]["编号"]
 
 

@@ -18,7 +18,6 @@ import pytest
 from starlette.datastructures import QueryParams
 
 from kaifang.datastore.engines import build_copy
-from kaifang.datastore.rowcopy import build_row_copy
 from kaifang.datastore.query import (
     ROW,
     DataQuery,
@@ -27,6 +26,7 @@ from kaifang.datastore.query import (
     QueryResult,
     parse_query,
 )
+from kaifang.datastore.rowcopy import build_row_copy
 from kaifang.datastore.types import ARROW_TYPES, Column
 from kaifang.datastore.types import ColumnType as T
 from kaifang.errors import InvalidInput

@@ -71,10 +71,15 @@ def test_text_compares_as_duckdb_compares_it(tmp_path: Path) -> None:
         for op in ("", "__ne", "__gt", "__gte", "__lt", "__lte", "__contains"):
             params = {f"区县{op}": value, "limit": 100}
             assert ask(copy, **params).records == ask(duck, **params).records, params
-    assert ask(copy, 区县__in="东区,😀,e\u0301", limit=100).records == ask(duck, 区县__in="东区,😀,e\u0301", limit=100).records
+    assert (
+        ask(copy, 区县__in="东区,😀,e\u0301", limit=100).records
+        == ask(duck, 区县__in="东区,😀,e\u0301", limit=100).records
+    )
 
 
-def test_random_filters_on_every_type_answer_as_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_random_filters_on_every_type_answer_as_duckdb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rng = random.Random(11)
     rows = make_rows(400, seed=3)
     duck, copy = engines_on(write_parquet(tmp_path / "v.parquet", rows))
@@ -86,7 +91,12 @@ def test_random_filters_on_every_type_answer_as_duckdb(tmp_path: Path, monkeypat
         "金额": ["-3", "0", "12.5", "99.99", "1000000"],
         "开放": ["是", "否"],
         "日期": ["2024-02-29", "2024-03-01", "2024-03-31"],
-        "时间": ["2024-03-01T08:30:00", "2024-02-28T02:30:00", "2024-03-01T13:30:00.5", "2024-03-01T08:30:00+08:00"],
+        "时间": [
+            "2024-03-01T08:30:00",
+            "2024-02-28T02:30:00",
+            "2024-03-01T13:30:00.5",
+            "2024-03-01T08:30:00+08:00",
+        ],
     }
     for _ in range(300):
         params: dict[str, Any] = {}
@@ -98,7 +108,9 @@ def test_random_filters_on_every_type_answer_as_duckdb(tmp_path: Path, monkeypat
                 params[column + op] = ",".join(rng.sample(values[column], 2))
             else:
                 params[column + op] = rng.choice(values[column])
-        params |= rng.choice([{"limit": 7}, {"limit": 7, "offset": 9}, {"limit": 100}, {"fields": "名称,时间"}])
+        params |= rng.choice(
+            [{"limit": 7}, {"limit": 7, "offset": 9}, {"limit": 100}, {"fields": "名称,时间"}]
+        )
         got, expected = ask(copy, **params), ask(duck, **params)
         assert (got.records, got.total, got.next) == (expected.records, expected.total, expected.next), params
         filters = {k: v for k, v in params.items() if k not in ("limit", "offset", "fields")}
@@ -170,7 +182,9 @@ def test_types_are_stored_for_sqlites_comparisons(tmp_path: Path) -> None:
     path = write_parquet(tmp_path / "v.parquet", ROWS)
     build_row_copy(path, tmp_path / "v.sqlite")
     con = sqlite3.connect(tmp_path / "v.sqlite")
-    row = con.execute('SELECT "_row", "编号", "金额", "开放", "日期", "时间" FROM data WHERE "_row" = 0').fetchone()
+    row = con.execute(
+        'SELECT "_row", "编号", "金额", "开放", "日期", "时间" FROM data WHERE "_row" = 0'
+    ).fetchone()
     con.close()
     first = ROWS[0]
     assert row == (
