@@ -258,8 +258,8 @@ def publish_version(
 ) -> tuple[int, str, list[Path]]:
     """A temporary platform holding the table as a published resource.
 
-    Returns the resource id, an API key, and where the platform will put the version's query
-    copy and row copy (none for a table too small to get them).
+    Returns the resource id, an API key, and where the platform will put the version's copies:
+    its row copy, and first its query copy if the table is large enough to get one.
     """
     settings = load_settings(mode="dev", home=home, database_url=database_url)
     platform = build_platform(settings)
@@ -306,9 +306,9 @@ def publish_version(
         resource.published_version_id = version.id
         _, plain = issue_api_key(db, SYSTEM, user.id, "基准测试")
         rid = resource.id
-        copies = []
+        copies = [row_copy_path(platform.store, version)]  # every published version with rows
         if version.row_count >= COPY_MIN_ROWS:
-            copies = [copy_path(platform.store, version), row_copy_path(platform.store, version)]
+            copies.insert(0, copy_path(platform.store, version))
     platform.db.dispose()
     return rid, plain, copies
 
