@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from kaifang import migrate
 from kaifang.audit.middleware import RequestAuditMiddleware
 from kaifang.audit.writer import AuditWriter
-from kaifang.datastore import answers, query
+from kaifang.datastore import answers, engines, query
 from kaifang.datastore.storage import FileStore, LocalFileStore
 from kaifang.db import Database
 from kaifang.mail import Mailer, make_mailer
@@ -52,6 +52,7 @@ def build_platform(settings: Settings) -> Platform:
     s = settings
     store = LocalFileStore(s.files_dir)
     query.configure(s.query_memory_mb, s.home / "tmp" / "duckdb")
+    engines.configure(row_copies=s.row_copies)
     answers.configure(s.data_cache_mb)
     platform = Platform(
         settings=s,

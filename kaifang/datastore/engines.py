@@ -45,6 +45,12 @@ ABANDONED_AFTER_S = 3600
 
 _engines: OrderedDict[tuple[int, str], QueryEngine] = OrderedDict()
 _engines_lock = threading.Lock()
+_row_copies = [True]  # setting `row_copies`
+
+
+def configure(*, row_copies: bool) -> None:
+    """Setting `row_copies` (called when the platform is built): off, no row copy is built or read."""
+    _row_copies[0] = row_copies
 
 
 def engine_for(store: FileStore, version: ResourceVersion) -> QueryEngine:
@@ -78,9 +84,9 @@ def _plan_copy(store: FileStore, version: ResourceVersion, engine: QueryEngine) 
         return
     large = version.row_count >= COPY_MIN_ROWS
     build_rows = build_row_copy_apart if large else build_row_copy
-    plans: list[tuple[Path, Callable[[Path, Path], None], Callable[[QueryEngine, Path], None]]] = [
-        (row_copy_path(store, version), build_rows, QueryEngine.use_row_copy)
-    ]
+    plans: list[tuple[Path, Callable[[Path, Path], None], Callable[[QueryEngine, Path], None]]] = []
+    if _row_copies[0]:
+        plans.append((row_copy_path(store, version), build_rows, QueryEngine.use_row_copy))
     if large:
         plans.insert(0, (copy_path(store, version), build_copy, QueryEngine.use_copy))
     parquet = Path(engine.path)

@@ -275,3 +275,14 @@ def test_columns_are_those_of_the_file(tmp_path: Path) -> None:
     copy = rowcopy.RowCopy(tmp_path / "v.sqlite")
     assert copy.columns == {c.name for c in SCHEMA}
     assert not copy.answers(Column("新列", T.text), rowcopy.Filter("新列", "eq", "x"))
+
+
+def test_the_setting_turns_row_copies_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engines, "_row_copies", [True])
+    engines.configure(row_copies=False)
+    store = LocalFileStore(tmp_path / "files")
+    version = published(store)
+    engine = engine_for(store, version)
+    wait_for_copies(60)
+    assert engine.row_copy is None and not row_copy_path(store, version).exists()
+    assert ask(engine, limit=3).records[0]["编号"] == ROWS[0]["编号"]
