@@ -47,7 +47,7 @@ from kaifang.datastore.querydsl import ROW, Filter, quote
 from kaifang.datastore.types import Column, ColumnType
 
 TABLE = "data"
-META = "kaifang_row_copy"  # key → JSON: the layout version, the columns, decimal columns with NaN
+META = "kaifang_row_copy"  # one JSON value: the layout version, the columns, decimal columns with NaN
 LAYOUT = 1
 SCAN_BUDGET_ROWS = 10_000  # rows a filtered page may read here before DuckDB takes over
 _OPS_PER_ROW = 5  # SQLite virtual-machine steps per row read by a filtered scan (measured: 5.0–5.1)
@@ -136,11 +136,15 @@ class RowCopy:
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
-        meta = json.loads(self._connection().execute(f"SELECT value FROM {META}").fetchone()[0])  # noqa: S608
-        if meta.get("layout") != LAYOUT:
-            raise sqlite3.DatabaseError(f"{self.path}: row copy layout {meta.get('layout')}, not {LAYOUT}")
-        self.columns: frozenset[str] = frozenset(meta["columns"])
-        self._with_nan: frozenset[str] = frozenset(meta["nan"])
+        found = self._connection().execute(f"SELECT value FROM {META}").fetchone()  # noqa: S608
+        try:
+            meta = json.loads(found[0])
+            if meta["layout"] != LAYOUT:
+                raise ValueError(f"layout {meta['layout']}, not {LAYOUT}")
+            self.columns: frozenset[str] = frozenset(meta["columns"])
+            self._with_nan: frozenset[str] = frozenset(meta["nan"])
+        except (TypeError, ValueError, KeyError) as exc:  # not written by build_row_copy
+            raise sqlite3.DatabaseError(f"{self.path}: not a row copy ({exc})") from exc
 
     def _connection(self) -> sqlite3.Connection:
         return _connections.get(self.path)

@@ -205,6 +205,14 @@ def test_an_unreadable_row_copy_falls_back_to_duckdb(tmp_path: Path) -> None:
     engine = QueryEngine(path, SCHEMA)
     engine.use_row_copy(broken)
     assert engine.row_copy is None
+    strange = tmp_path / "strange.sqlite"  # a SQLite file, but not a row copy of this layout
+    build_row_copy(path, strange)
+    con = sqlite3.connect(strange)
+    con.execute("UPDATE kaifang_row_copy SET value = '{\"layout\": 99}'")
+    con.commit()
+    con.close()
+    engine.use_row_copy(strange)
+    assert engine.row_copy is None
     assert ask(engine, limit=5).records == ask(duck, limit=5).records
     # One that breaks after it was opened: the page comes from DuckDB and the copy is dropped.
     vanishing = tmp_path / "vanishing.sqlite"
