@@ -25,8 +25,10 @@ def auth(key: str) -> dict[str, str]:
 
 
 def table_csv() -> bytes:
-    """Rows unique to the test (a token in every row), so no other test's kept file can match."""
-    token = secrets.token_hex(4)
+    """Rows unique to the test (a token in every row), so no other test's kept file can match.
+    The token is letters: a token of digits made "站123-36960238" look like text holding a mobile
+    number, the 脱敏 scan proposed a rule for the column, and the review refused to pass."""
+    token = "".join(chr(ord("a") + int(c, 16)) for c in secrets.token_hex(4))
     rows = [
         f"站{i}-{token},{'和平区' if i % 2 else '河西区'},{i},2026-11-01 0{i % 10}:00:00,=A{i}\n"
         for i in range(300)
