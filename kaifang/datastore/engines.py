@@ -83,12 +83,12 @@ def _plan_copy(store: FileStore, version: ResourceVersion, engine: QueryEngine) 
     if version.status != VersionStatus.published or version.row_count < 1 or not version.sha256:
         return
     large = version.row_count >= COPY_MIN_ROWS
-    build_rows = build_row_copy_apart if large else build_row_copy
     plans: list[tuple[Path, Callable[[Path, Path], None], Callable[[QueryEngine, Path], None]]] = []
-    if _row_copies[0]:
-        plans.append((row_copy_path(store, version), build_rows, QueryEngine.use_row_copy))
     if large:
-        plans.insert(0, (copy_path(store, version), build_copy, QueryEngine.use_copy))
+        plans.append((copy_path(store, version), build_copy, QueryEngine.use_copy))
+    if _row_copies[0]:
+        build_rows = build_row_copy_apart if large else build_row_copy_here
+        plans.append((row_copy_path(store, version), build_rows, QueryEngine.use_row_copy))
     parquet = Path(engine.path)
     for target, build, use in plans:
         if target.is_file():
@@ -160,9 +160,16 @@ def _columns(con: duckdb.DuckDBPyConnection, source: str) -> str:
     )
 
 
+def build_row_copy_here(parquet: Path, target: Path) -> None:
+    """`rowcopy.build_row_copy` of a small version, in the builder thread (18 ms for 2,000 rows)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(target)
+    build_row_copy(parquet, target)
+
+
 def build_row_copy_apart(parquet: Path, target: Path) -> None:
-    """`rowcopy.build_row_copy` in a process of its own, so the server's interpreter stays free
-    (a small version's copy is built in the builder thread: 20 ms for 2,000 rows)."""
+    """`rowcopy.build_row_copy` of a large version in a process of its own, so the server's
+    interpreter stays free."""
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(target)
     command = [sys.executable, "-m", "kaifang.datastore.rowcopy", str(parquet), str(target)]

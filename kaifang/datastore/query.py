@@ -394,7 +394,7 @@ class QueryEngine:
         check_query(q, self.schema)
         if not q.filters and not q.grouped:
             return self.row_count
-        key: Any = (tuple(q.group_by) if q.grouped else None, tuple(q.filters))
+        key = _total_key(q)
         try:
             with self._lock:
                 return self._totals[key]
@@ -407,16 +407,16 @@ class QueryEngine:
         return total
 
     def _known_total(self, q: DataQuery) -> int | None:
-        """The rows matching `q`'s filters if counted before (no query)."""
+        """The rows (or groups) matching `q`'s filters if counted before (no query)."""
         try:
             with self._lock:
-                return self._totals.get((None, tuple(q.filters)))
+                return self._totals.get(_total_key(q))
         except TypeError:
             return None
 
     def _remember_total(self, q: DataQuery, total: int) -> None:
         with suppress(TypeError):  # an unhashable hand-built filter: not kept
-            self._remember((None, tuple(q.filters)), total)
+            self._remember(_total_key(q), total)
 
     def batches(self, q: DataQuery, batch_size: int = 65536) -> Iterator[pa.RecordBatch]:
         """Every row (or group) of `q` as Arrow batches, without `_row`; limit and paging ignored.
@@ -609,6 +609,11 @@ class QueryEngine:
         select = ", ".join(quote(c.name) for c in self.columns(q))
         order = _order([*q.sort, (ROW, False)]) if q.sort else ""
         return _select(select, src.table, where + order), [*src.params, *params]
+
+
+def _total_key(q: DataQuery) -> Any:
+    """What a cached total is kept under: the grouping, if any, and the filters."""
+    return (tuple(q.group_by) if q.grouped else None, tuple(q.filters))
 
 
 def _stream(reader: pa.RecordBatchReader, reading: ExitStack) -> Iterator[pa.RecordBatch]:

@@ -1,11 +1,11 @@
-"""The row copy of a large version: its rows in a SQLite file, for pages of rows in file order.
+"""The row copy of a published version: its rows in a SQLite file, for pages in file order.
 
 DuckDB answers a page of 100 rows in about 0.6 ms when its code is in the CPU's caches, but a
 data API call rarely finds it so: between two calls of a client other work evicts it, and the
 same query then costs 1.5–2 ms, most of it DuckDB's planning and scan set-up, whatever the page.
 SQLite reads a page of rows by its primary key in a tenth of that, hot or cold — it is what
-makes Datasette quick at exactly this question. So a published version large enough for a query
-copy (engines.py) also gets a row copy: one table, `_row INTEGER PRIMARY KEY` (the row's
+makes Datasette quick at exactly this question. So every published version with rows gets a
+row copy (engines.py; setting `row_copies`): one table, `_row INTEGER PRIMARY KEY` (the row's
 position, so any page by offset or cursor is a B-tree seek) and the version's columns.
 
 It answers only unsorted row pages. With filters it scans in `_row` order from the page's start
@@ -20,8 +20,9 @@ as they do), integers and decimals as SQLite's 64-bit integers and doubles. SQLi
 stores NULL), so a decimal column holding NaN is recorded and its filters are left to DuckDB.
 Like the query copy it is only a faster way to read the Parquet file: deleting one loses nothing.
 
-Built in a separate process (`python -m kaifang.datastore.rowcopy PARQUET TARGET`): writing
-millions of rows through Python would otherwise hold the server's interpreter for seconds.
+A large version's copy is built in a separate process (`python -m kaifang.datastore.rowcopy
+PARQUET TARGET`): writing millions of rows through Python would otherwise hold the server's
+interpreter for seconds. A small one's is built in the builder thread.
 """
 
 from __future__ import annotations

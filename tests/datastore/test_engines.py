@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from kaifang.datastore import engines, query
 from kaifang.datastore.engines import build_copy, copy_path, engine_for, row_copy_path, wait_for_copies
 from kaifang.datastore.models import ResourceVersion, VersionStatus
 from kaifang.datastore.query import ROW, DataQuery, QueryEngine
+from kaifang.datastore.rowcopy import build_row_copy
 from kaifang.datastore.storage import LocalFileStore
 from tests.datastore.test_query import ROWS, SCHEMA, ask, ids, make_rows, walk, write_parquet
 
@@ -116,12 +117,23 @@ def test_an_unreadable_copy_falls_back_to_the_parquet_file(tmp_path: Path) -> No
     assert engine.copy is None
 
 
-def test_a_file_whose_row_numbers_are_not_positions_gets_no_copy(tmp_path: Path) -> None:
-    """Deep pages of a copy are ranges of `_row`: a copy is only made where `_row` is the position."""
+@pytest.mark.parametrize(
+    ("build", "name", "message"),
+    [
+        (build_copy, "gaps.duckdb", "not at their _row"),
+        (build_row_copy, "gaps.sqlite", "_row is not the position"),
+    ],
+    ids=["query copy", "row copy"],
+)
+def test_a_file_whose_row_numbers_are_not_positions_gets_no_copy(
+    tmp_path: Path, build: Callable[[Path, Path], None], name: str, message: str
+) -> None:
+    """Deep pages of a copy are ranges (or seeks) of `_row`: a copy is only made where `_row` is
+    the position."""
     path = write_parquet(tmp_path / "gaps.parquet", [{**row, ROW: row[ROW] * 10 + 5} for row in ROWS])
-    target = tmp_path / "copies" / "gaps.duckdb"
-    with pytest.raises(RuntimeError, match="not at their _row"):
-        build_copy(path, target)
+    target = tmp_path / "copies" / name
+    with pytest.raises(RuntimeError, match=message):
+        build(path, target)
     assert list(target.parent.iterdir()) == []  # no copy, no half-written file
 
 
@@ -203,15 +215,26 @@ def test_exports_stream_from_the_copy(tmp_path: Path) -> None:
     assert streamed.column_names == [c.name for c in SCHEMA] and engine.copy is not None
 
 
-def test_building_removes_copies_abandoned_mid_build_but_not_running_ones(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("build", "name"),
+    [
+        (build_copy, "v.duckdb"),
+        (engines.build_row_copy_here, "v.sqlite"),
+        (engines.build_row_copy_apart, "v.sqlite"),
+    ],
+    ids=["query copy", "row copy", "row copy apart"],
+)
+def test_building_removes_copies_abandoned_mid_build_but_not_running_ones(
+    tmp_path: Path, build: Callable[[Path, Path], None], name: str
+) -> None:
     path = write_parquet(tmp_path / "v.parquet", ROWS)
-    target = tmp_path / "copies" / "v.duckdb"
+    target = tmp_path / "copies" / name
     target.parent.mkdir()
-    abandoned, running = (target.with_name(f".v.duckdb.{tag}.part") for tag in ("old", "new"))
+    abandoned, running = (target.with_name(f".{name}.{tag}.part") for tag in ("old", "new"))
     for part in (abandoned, running):
         part.write_bytes(b"half a database")
     os.utime(abandoned, (time.time() - engines.ABANDONED_AFTER_S - 1,) * 2)
-    build_copy(path, target)
+    build(path, target)
     assert sorted(p.name for p in target.parent.iterdir()) == [running.name, target.name]
 
 
